@@ -1,0 +1,53 @@
+"""Thin RQ entry points: open a session, call one plain function, commit, log.
+
+Each job takes ids only and is safe to run twice. The per-process engine is
+built once (workers preload this module before forking).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+
+from redis import Redis
+from sqlalchemy.orm import Session, sessionmaker
+
+from cop_mail.db import make_engine, make_session_factory
+from cop_mail.queues import connect_redis
+from cop_mail.settings import Settings
+
+log = logging.getLogger("cop_mail.jobs")
+
+
+@cache
+def job_settings() -> Settings:
+    return Settings.from_env()
+
+
+@cache
+def _sessions(url: str) -> sessionmaker[Session]:
+    return make_session_factory(make_engine(url))
+
+
+def reset_process_state() -> None:
+    """Forget cached settings and engines (after a fork, or when tests change the environment)."""
+    job_settings.cache_clear()
+    _sessions.cache_clear()
+
+
+@contextmanager
+def job_session() -> Iterator[Session]:
+    session = _sessions(job_settings().database_url)()
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+def job_redis() -> Redis:
+    url = job_settings().redis_url
+    if not url:
+        raise RuntimeError("REDIS_URL is not set for this worker")
+    return connect_redis(url)

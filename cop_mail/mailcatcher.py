@@ -1,0 +1,83 @@
+"""A local mail catcher for the embedded default: an SMTP server that keeps every
+message in a Maildir under the instance folder, which the admin's Outbox shows."""
+
+from __future__ import annotations
+
+import email.policy
+import mailbox
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+
+class _MaildirHandler:
+    def __init__(self, folder: Path):
+        self.box = mailbox.Maildir(folder, create=True)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        headers = f"X-Envelope-From: {envelope.mail_from}\r\nX-Envelope-To: {', '.join(envelope.rcpt_tos)}\r\n"
+        self.box.add(headers.encode() + envelope.original_content)
+        return "250 Message caught"
+
+
+def start(folder: Path, host: str, port: int) -> Controller:
+    controller = Controller(_MaildirHandler(folder), hostname=host, port=port, data_size_limit=50 * 1024 * 1024)
+    controller.start()
+    return controller
+
+
+@dataclass
+class CaughtMessage:
+    key: str
+    message: EmailMessage
+    received: datetime | None
+
+    @property
+    def subject(self) -> str:
+        return str(self.message.get("Subject", "(no subject)"))
+
+    @property
+    def to(self) -> str:
+        return str(self.message.get("To", ""))
+
+    def bodies(self) -> tuple[str, str]:
+        text = self.message.get_body(("plain",))
+        html = self.message.get_body(("html",))
+        return (
+            text.get_content() if text is not None else "",  # type: ignore[attr-defined]
+            html.get_content() if html is not None else "",  # type: ignore[attr-defined]
+        )
+
+
+def _parse(key: str, raw: bytes) -> CaughtMessage:
+    message = BytesParser(policy=email.policy.default).parsebytes(raw)
+    try:
+        received = parsedate_to_datetime(str(message["Date"])) if message["Date"] else None
+    except (TypeError, ValueError):
+        received = None
+    return CaughtMessage(key, message, received)  # type: ignore[arg-type]
+
+
+def list_messages(folder: Path, limit: int = 100, offset: int = 0) -> tuple[int, list[CaughtMessage]]:
+    box = mailbox.Maildir(folder, create=True)
+    paths = sorted(
+        ((key, Path(folder, box._lookup(key))) for key in box),  # noqa: SLF001 (file times)
+        key=lambda item: item[1].stat().st_mtime,
+        reverse=True,
+    )
+    page = paths[offset : offset + limit]
+    return len(paths), [_parse(key, path.read_bytes()) for key, path in page]
+
+
+def find_message(folder: Path, key: str) -> CaughtMessage | None:
+    box = mailbox.Maildir(folder, create=True)
+    try:
+        return _parse(key, box.get_bytes(key))
+    except KeyError:
+        return None

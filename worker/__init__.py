@@ -1,0 +1,1 @@
+"""Process start-up for cop-mail's RQ worker and its scheduler."""
