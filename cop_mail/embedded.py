@@ -249,7 +249,7 @@ def _run_children(settings: Settings, host: str, port: int, redis_url: str) -> i
         if not _wait_for_web(url, processes):
             print("cop-mail: the web process did not start; see its log lines above", flush=True)
             return 1
-        _banner(url, credentials, catcher_port, inbound_port, outbox)
+        _banner(url, credentials, catcher_port, inbound_port, outbox, redis_url)
         while not stopping.wait(0.5):
             for name, process in processes.items():
                 if process.poll() is not None:
@@ -261,10 +261,13 @@ def _run_children(settings: Settings, host: str, port: int, redis_url: str) -> i
         _stop(processes)
 
 
-def _banner(url: str, credentials: tuple[str, str] | None, catcher: int, inbound: int, outbox: Path) -> None:
+def _banner(
+    url: str, credentials: tuple[str, str] | None, catcher: int, inbound: int, outbox: Path, redis_url: str
+) -> None:
     lines = [
         "",
         f"cop-mail is running: {url}/login",
+        f"  Redis at {redis_url}",
         f"  mail catcher on 127.0.0.1:{catcher} (messages appear in the admin's Outbox, stored in {outbox})",
         f"  inbound receiver on port {inbound}",
     ]

@@ -16,9 +16,16 @@ from typing import Any
 from aiosmtpd.controller import Controller
 
 
+def open_box(folder: Path) -> mailbox.Maildir:
+    # Maildir(create=True) leaves an existing empty folder without its tmp/new/cur parts.
+    for part in ("tmp", "new", "cur"):
+        (folder / part).mkdir(parents=True, exist_ok=True)
+    return mailbox.Maildir(folder, create=False)
+
+
 class _MaildirHandler:
     def __init__(self, folder: Path):
-        self.box = mailbox.Maildir(folder, create=True)
+        self.box = open_box(folder)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         headers = f"X-Envelope-From: {envelope.mail_from}\r\nX-Envelope-To: {', '.join(envelope.rcpt_tos)}\r\n"
@@ -65,18 +72,15 @@ def _parse(key: str, raw: bytes) -> CaughtMessage:
 
 
 def list_messages(folder: Path, limit: int = 100, offset: int = 0) -> tuple[int, list[CaughtMessage]]:
-    box = mailbox.Maildir(folder, create=True)
-    paths = sorted(
-        ((key, Path(folder, box._lookup(key))) for key in box),  # noqa: SLF001 (file times)
-        key=lambda item: item[1].stat().st_mtime,
-        reverse=True,
-    )
-    page = paths[offset : offset + limit]
-    return len(paths), [_parse(key, path.read_bytes()) for key, path in page]
+    open_box(folder)
+    files = [path for part in ("new", "cur") for path in (folder / part).iterdir() if path.is_file()]
+    files.sort(key=lambda path: path.stat().st_mtime, reverse=True)
+    page = files[offset : offset + limit]
+    return len(files), [_parse(path.name.split(":", 1)[0], path.read_bytes()) for path in page]
 
 
 def find_message(folder: Path, key: str) -> CaughtMessage | None:
-    box = mailbox.Maildir(folder, create=True)
+    box = open_box(folder)
     try:
         return _parse(key, box.get_bytes(key))
     except KeyError:

@@ -73,7 +73,8 @@ def read_address_token(
         raw = base64.b32decode(text + "=" * (-len(text) % 8))
     except (ValueError, base64.binascii.Error) as exc:  # type: ignore[attr-defined]
         raise TokenError("malformed") from exc
-    if len(raw) != _ADDRESS_LAYOUT.size + _MAC_BYTES:
+    # Only the canonical spelling is valid: unused trailing bits could otherwise vary.
+    if len(raw) != _ADDRESS_LAYOUT.size + _MAC_BYTES or base64.b32encode(raw).decode().rstrip("=") != text:
         raise TokenError("malformed")
     body, mac = raw[: _ADDRESS_LAYOUT.size], raw[_ADDRESS_LAYOUT.size :]
     if not hmac.compare_digest(mac, _mac(secret, body)):

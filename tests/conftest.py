@@ -12,6 +12,7 @@ sink (aiosmtpd) and RQ workers. Nothing here fakes a service.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -92,7 +93,7 @@ def empty_all_tables(engine: Engine) -> None:
             connection.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
         else:
             for table in reversed(tables):
-                connection.execute(text(f'DELETE FROM "{table}"'))
+                connection.execute(text(f'DELETE FROM "{table}"'))  # noqa: S608 (names from our metadata)
             if connection.execute(text("SELECT name FROM sqlite_master WHERE name='sqlite_sequence'")).first():
                 connection.execute(text("DELETE FROM sqlite_sequence"))
 
@@ -137,8 +138,19 @@ class RedisServer:
         executable = shutil.which("redis-server")
         assert executable, "redis-server must be installed for the tests (apt-get install redis-server)"
         self.process = subprocess.Popen(
-            [executable, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.folder)],
+            [
+                executable,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.folder),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -183,10 +195,8 @@ def redis_conn(redis_server: RedisServer) -> Iterator[Redis]:
     connection = Redis.from_url(redis_server.url)
     connection.flushdb()
     yield connection
-    try:
+    with contextlib.suppress(Exception):  # a test may have killed the server on purpose
         connection.flushdb()
-    except Exception:  # a test may have killed the server on purpose
-        pass
     connection.close()
 
 
