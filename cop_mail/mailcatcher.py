@@ -57,8 +57,8 @@ class CaughtMessage:
         text = self.message.get_body(("plain",))
         html = self.message.get_body(("html",))
         return (
-            text.get_content() if text is not None else "",  # type: ignore[attr-defined]
-            html.get_content() if html is not None else "",  # type: ignore[attr-defined]
+            text.get_content() if text is not None else "",
+            html.get_content() if html is not None else "",
         )
 
 
@@ -68,7 +68,7 @@ def _parse(key: str, raw: bytes) -> CaughtMessage:
         received = parsedate_to_datetime(str(message["Date"])) if message["Date"] else None
     except (TypeError, ValueError):
         received = None
-    return CaughtMessage(key, message, received)  # type: ignore[arg-type]
+    return CaughtMessage(key, message, received)
 
 
 def list_messages(folder: Path, limit: int = 100, offset: int = 0) -> tuple[int, list[CaughtMessage]]:

@@ -56,6 +56,18 @@ class Settings:
     dkim_private_key: bytes | None = field(default=None, repr=False)
     outbox_dir: Path | None = None
     send_rate_per_second: float = 0.0
+    # Sending: limits shared by every worker through Redis (0 = no limit) and crash-safety timings.
+    send_rate_per_minute: float = 0.0
+    send_rate_per_hour: float = 0.0
+    campaign_rate_per_second: float = 0.0
+    campaign_rate_per_minute: float = 0.0
+    campaign_rate_per_hour: float = 0.0
+    send_batch_size: int = 250
+    send_lease_seconds: float = 120.0
+    send_retry_seconds: float = 60.0
+    send_max_attempts: int = 6
+    send_pushback_seconds: float = 5.0
+    send_max_consecutive_failures: int = 50
     login_attempts_per_15_min: int = 10
     testing: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -108,6 +120,19 @@ class Settings:
             "dkim_private_key": reader.key_file("DKIM_PRIVATE_KEY_FILE"),
             "outbox_dir": Path(env["OUTBOX_DIR"]).resolve() if env.get("OUTBOX_DIR") else None,
             "send_rate_per_second": reader.number("SEND_RATE_PER_SECOND", 0.0, 0.0, 1e6),
+            "send_rate_per_minute": reader.number("SEND_RATE_PER_MINUTE", 0.0, 0.0, 1e8),
+            "send_rate_per_hour": reader.number("SEND_RATE_PER_HOUR", 0.0, 0.0, 1e9),
+            "campaign_rate_per_second": reader.number("CAMPAIGN_RATE_PER_SECOND", 0.0, 0.0, 1e6),
+            "campaign_rate_per_minute": reader.number("CAMPAIGN_RATE_PER_MINUTE", 0.0, 0.0, 1e8),
+            "campaign_rate_per_hour": reader.number("CAMPAIGN_RATE_PER_HOUR", 0.0, 0.0, 1e9),
+            "send_batch_size": reader.integer("SEND_BATCH_SIZE", cls.send_batch_size, 1, 5000),
+            "send_lease_seconds": reader.number("SEND_LEASE_SECONDS", cls.send_lease_seconds, 1, 86400),
+            "send_retry_seconds": reader.number("SEND_RETRY_SECONDS", cls.send_retry_seconds, 0.01, 86400),
+            "send_max_attempts": reader.integer("SEND_MAX_ATTEMPTS", cls.send_max_attempts, 1, 100),
+            "send_pushback_seconds": reader.number("SEND_PUSHBACK_SECONDS", cls.send_pushback_seconds, 0.01, 3600),
+            "send_max_consecutive_failures": reader.integer(
+                "SEND_MAX_CONSECUTIVE_FAILURES", cls.send_max_consecutive_failures, 1, 1_000_000
+            ),
             "login_attempts_per_15_min": reader.integer("LOGIN_ATTEMPTS_PER_15_MIN", 10, 1, 10_000),
         }
         if values["dkim_private_key"] and not values["dkim_selector"]:

@@ -31,7 +31,7 @@ def sign_link(secret: str, purpose: str, payload: Any) -> str:
     return URLSafeTimedSerializer(secret, salt=f"cop-mail:{purpose}").dumps(payload)
 
 
-def read_link(secret: str, purpose: str, token: str, max_age: float | None = None) -> Any:
+def read_link(secret: str, purpose: str, token: str, max_age: int | None = None) -> Any:
     serializer = URLSafeTimedSerializer(secret, salt=f"cop-mail:{purpose}")
     try:
         return serializer.loads(token, max_age=max_age)

@@ -4,7 +4,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cop_mail.db import Base, JSONType, utcnow
@@ -60,6 +60,10 @@ class Campaign(Base):
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     planned_at: Mapped[datetime | None]
+    # Sending: resend rows left uncertain by a crash (a duplicate annoys more than a visible gap)
+    # and the run of failed attempts that pauses the campaign when it grows too long.
+    resend_uncertain: Mapped[bool] = mapped_column(default=False, server_default=false())
+    consecutive_failures: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class CampaignStatusChange(Base):
@@ -90,6 +94,8 @@ class Delivery(Base):
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime | None]
     lease_until: Mapped[datetime | None]
+    # Written (and committed) just before DATA: tells a crash mid-transmission from one before it.
+    data_sent_at: Mapped[datetime | None]
     claimed_by: Mapped[str | None] = mapped_column(String(100))
     message_id: Mapped[str | None] = mapped_column(String(300), index=True)
     smtp_code: Mapped[int | None]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask, jsonify, render_template, request
+from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -22,17 +23,17 @@ def register(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_error)
 
 
-def _respond(code: int, message: str):  # type: ignore[no-untyped-def]
+def _respond(code: int, message: str) -> ResponseReturnValue:
     if request.path.startswith("/api/"):
         return jsonify({"error": {"code": code, "message": message}}), code
     return render_template("error.html", code=code, message=message), code
 
 
-def _csrf_error(exc: CSRFError):  # type: ignore[no-untyped-def]
+def _csrf_error(exc: CSRFError) -> ResponseReturnValue:
     return _respond(400, "This form has expired or did not come from this site. Reload the page and try again.")
 
 
-def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+def _http_error(exc: HTTPException) -> ResponseReturnValue:
     code = exc.code or 500
     description = exc.description if exc.description and not exc.description.startswith(("The ", "You ")) else None
     return _respond(code, description or MESSAGES.get(code, exc.name))
