@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from functools import cache
 
 from redis import Redis
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from cop_mail.db import make_engine, make_session_factory
@@ -26,14 +27,21 @@ def job_settings() -> Settings:
     return Settings.from_env()
 
 
+_engines: dict[str, Engine] = {}
+
+
 @cache
 def _sessions(url: str) -> sessionmaker[Session]:
-    return make_session_factory(make_engine(url))
+    _engines[url] = make_engine(url)
+    return make_session_factory(_engines[url])
 
 
 def reset_process_state() -> None:
     """Forget cached settings and engines (after a fork, or when tests change the environment)."""
     job_settings.cache_clear()
+    for factory in list(_engines.values()):
+        factory.dispose()
+    _engines.clear()
     _sessions.cache_clear()
 
 

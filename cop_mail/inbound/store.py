@@ -7,18 +7,24 @@ import re
 from redis import Redis
 from sqlalchemy.orm import Session
 
+from cop_mail.inbound.addresses import AddressBook, route_recipient
 from cop_mail.models import InboundMessage
 from cop_mail.settings import Settings
 
+# Reply addresses stay valid for a year: people answer old mail.
+REPLY_TOKEN_MAX_AGE_DAYS = 365
 _MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(<[^>\r\n]{1,400}>)", re.IGNORECASE | re.MULTILINE)
 
 
 def refuse_recipient(settings: Settings, address: str) -> str | None:
     """Why a recipient is refused at RCPT time, or None to accept it."""
-    _local, _, domain = address.rpartition("@")
-    if domain.lower() != settings.mail_domain.lower():
-        return "We do not accept mail for that domain"
-    return None
+    route = route_recipient(address, AddressBook.from_settings(settings, max_age_days=REPLY_TOKEN_MAX_AGE_DAYS))
+    if route.accepted:
+        return None
+    # A reply whose client dropped the token may still be matched by its thread (In-Reply-To).
+    if route.refusal == "missing token" and address.lower().startswith("reply@"):
+        return None
+    return f"Refused: {route.refusal or 'unknown address'}"
 
 
 def save_raw(session: Session, raw: bytes, mail_from: str, rcpt_tos: list[str], source: str) -> InboundMessage:
