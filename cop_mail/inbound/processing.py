@@ -119,16 +119,16 @@ def _earlier_copy(session: Session, message: InboundMessage) -> int | None:
 def _delivery_for(session: Session, settings: Settings, route: Route | None, token: str | None, message_id: str | None):
     """The Delivery a bounce or complaint is about: VERP token first, then the original Message-ID."""
     if route is not None and route.accepted and route.kind is RouteKind.BOUNCE:
-        found = _delivery_by_pair(session, route.object_id, route.member_id)
+        found = _delivery_by_token(session, route.object_id, route.member_id)
         if found is not None:
             return found
     if token:
         try:
-            kind, campaign_id, member_id = read_address_token(settings.secret_key, token)
+            kind, delivery_id, member_id = read_address_token(settings.secret_key, token)
         except TokenError:
             kind = ""
         if kind == "bounce":
-            found = _delivery_by_pair(session, campaign_id, member_id)
+            found = _delivery_by_token(session, delivery_id, member_id)
             if found is not None:
                 return found
     if message_id:
@@ -136,10 +136,12 @@ def _delivery_for(session: Session, settings: Settings, route: Route | None, tok
     return None
 
 
-def _delivery_by_pair(session: Session, campaign_id: int | None, member_id: int | None) -> Delivery | None:
-    if campaign_id is None or member_id is None:
+def _delivery_by_token(session: Session, delivery_id: int | None, member_id: int | None) -> Delivery | None:
+    """A bounce token signs (delivery id, member id); both must still agree."""
+    if delivery_id is None:
         return None
-    return session.scalar(select(Delivery).where(Delivery.campaign_id == campaign_id, Delivery.member_id == member_id))
+    delivery = session.get(Delivery, delivery_id)
+    return delivery if delivery is not None and delivery.member_id == member_id else None
 
 
 def _bounce(
