@@ -19,7 +19,7 @@ Usage::
         message_id=message_id,
         unsubscribe_url="https://example.org/u/TOKEN", unsubscribe_mailto="mailto:unsubscribe+TOKEN@example.org",
     )                                                   # bytes with CRLF line ends, ready for SMTP
-    envelope_from = bounce_address(secret, "example.org", campaign_id, member_id)   # VERP
+    envelope_from = bounce_address(secret, "example.org", delivery_id, member_id)   # VERP
 
 Header safety: free text (names, subjects, extra header values) has CR, LF and every other control or
 line-break character turned into a space and is trimmed (`clean_text`), so it can never start a new
@@ -172,10 +172,10 @@ def make_message_id(domain: str) -> str:
     return f"<{time.time_ns():x}.{os.urandom(9).hex()}@{domain}>"
 
 
-def bounce_address(secret: str, domain: str, campaign_id: int, member_id: int) -> str:
+def bounce_address(secret: str, domain: str, delivery_id: int, member_id: int) -> str:
     """VERP envelope sender `bounces+<token>@domain`: a bounce names its delivery row."""
     _check_token(domain, _DOMAIN, "domain")
-    return f"bounces+{make_address_token(secret, 'bounce', campaign_id, member_id)}@{domain}"
+    return f"bounces+{make_address_token(secret, 'bounce', delivery_id, member_id)}@{domain}"
 
 
 def _b64_body(body: str | bytes) -> bytes:

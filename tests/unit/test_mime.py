@@ -191,8 +191,8 @@ def test_message_ids_are_unique_and_on_the_domain():
         make_message_id("bad domain\r\n")
 
 
-def test_bounce_address_names_campaign_and_member():
-    address = bounce_address(SECRET, DOMAIN, campaign_id=42, member_id=9001)
+def test_bounce_address_names_delivery_and_member():
+    address = bounce_address(SECRET, DOMAIN, delivery_id=42, member_id=9001)
     local, domain = address.split("@")
     assert domain == DOMAIN and local.startswith("bounces+") and len(local) <= 64
     assert read_address_token(SECRET, local.removeprefix("bounces+")) == ("bounce", 42, 9001)
