@@ -347,7 +347,7 @@ def _reply(
 
 
 def _story(session: Session, settings: Settings, message: InboundMessage, parsed: ParsedMessage) -> Outcome:
-    from cop_mail.stories.submissions import create_story_from_email
+    from cop_mail.stories.submissions import StoryError, create_story_from_email
 
     member = find_member_by_email(session, parsed.from_address) if parsed.from_address else None
     if member is None or member.status in (MemberStatus.ERASED, MemberStatus.COMPLAINED):
@@ -355,15 +355,18 @@ def _story(session: Session, settings: Settings, message: InboundMessage, parsed
             InboundStatus.QUARANTINED, f"a story from {parsed.from_address or 'no sender'}, who is not a member"
         )
     member.last_engaged_at = utcnow()
-    story = create_story_from_email(
-        session,
-        member.id,
-        parsed.subject,
-        visible_reply_text(parsed) or parsed.text,
-        _attachments(parsed),
-        instance_path=settings.instance_path,
-        inbound_message_id=message.id,
-    )
+    try:
+        story = create_story_from_email(
+            session,
+            member.id,
+            parsed.subject,
+            visible_reply_text(parsed) or parsed.text,
+            _attachments(parsed),
+            instance_path=settings.instance_path,
+            inbound_message_id=message.id,
+        )
+    except StoryError as exc:  # e.g. the daily limit: a decision to record, not an error to retry
+        return Outcome(InboundStatus.QUARANTINED, f"the story was not accepted: {exc}", member.id)
     return Outcome(
         InboundStatus.PROCESSED, "a story submitted by email, waiting for moderation", member.id, "story", story.id
     )
