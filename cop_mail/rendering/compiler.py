@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import html
 import json
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -30,7 +31,7 @@ from cop_mail.rendering.environment import oneline, trusted_environment
 from cop_mail.rendering.errors import RenderError
 from cop_mail.rendering.kinds import EmailKind, get_kind
 from cop_mail.rendering.mjml_check import mjml_problems
-from cop_mail.rendering.placeholders import SplitTemplate, member_proxy, recipient_proxy
+from cop_mail.rendering.placeholders import DATA_LINK_TOKENS, SplitTemplate, member_proxy, recipient_proxy
 from cop_mail.rendering.plaintext import html_to_text
 from cop_mail.rendering.richtext import markdown_to_html
 from cop_mail.rendering.sandbox import broken_marker, plain_message, render_coordinator_text
@@ -170,8 +171,13 @@ def plain_data(value: Any) -> Any:
         return value.isoformat()
     text = str(value)  # also turns Markup back into text that will be escaped
     # Data never carries a live per-recipient marker: a story containing "@@cm:email@@" must not
-    # print each reader's address. A zero-width space keeps it visibly the same.
-    return text.replace("@@cm:", "@\u200b@cm:") if "@@cm:" in text else text
+    # print each reader's address. A zero-width space keeps it visibly the same. Only the signed
+    # link tokens that our own code puts into URLs in the data (a roundup's "meet the storyteller")
+    # stay live: each reader sees only their own token.
+    return _DATA_MARKER.sub("@\u200b@cm:", text) if "@@cm:" in text else text
+
+
+_DATA_MARKER = re.compile(r"@@cm:(?!(?:" + "|".join(DATA_LINK_TOKENS) + r")@@)")
 
 
 def content_hash(kind: EmailKind, data: Any, community: Mapping[str, Any], templates_path: Path) -> str:

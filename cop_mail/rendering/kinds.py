@@ -146,6 +146,17 @@ _KINDS = (
         link_fields=("manage_url",),
     ),
     EmailKind(
+        name="story_confirm",
+        title="Confirm a change to your story",
+        template="story_confirm/email.mjml",
+        subject="Please confirm the change to \u201c{{ story.title }}\u201d",
+        preheader="Nothing changes until you confirm",
+        stream=Stream.TRANSACTIONAL,
+        why="You get this because you shared a story with {community}.",
+        sample=samples.story_confirm,
+        link_fields=("confirm_url",),
+    ),
+    EmailKind(
         name="notice_campaign_finished",
         title="Notice: campaign finished",
         template="notice_campaign_finished/email.mjml",

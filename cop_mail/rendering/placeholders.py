@@ -28,7 +28,11 @@ RECIPIENT_FIELDS: dict[str, str] = {
     "confirm_url": "signed subscription confirmation link",
     "manage_url": "signed link to manage a subscription",
     "tracking_id": "opaque id for click tracking (optional)",
+    "meet_token": "signed token ending the 'meet the storyteller' and members' story links",
+    "resources_token": "signed token ending the members' resource library link",
 }
+# Fields that our own code may place inside URLs in the campaign data (see compiler.plain_data).
+DATA_LINK_TOKENS = ("meet_token", "resources_token")
 MEMBER_FIELDS = ("first_name", "name", "email")
 
 MARKER_RE = re.compile(r"@@cm:([a-z][a-z0-9_]*)(?:\|([0-9a-f]*))?@@")

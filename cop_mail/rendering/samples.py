@@ -182,6 +182,17 @@ def manage_link() -> dict[str, Any]:
     return {"valid_for": "7 days"}
 
 
+def story_confirm() -> dict[str, Any]:
+    return {
+        "story": {"title": "The tool library that runs itself"},
+        "edits_text": True,
+        "sharing": "Public, with my name",
+        "note": "I shortened the second paragraph.",
+        "withdraw_url": f"{SITE}/stories/12/withdraw/eyJzIjoxMn0.c2lnbmF0dXJl",
+        "expires_in_days": 14,
+    }
+
+
 def notice_campaign_finished() -> dict[str, Any]:
     return {
         "campaign": {
@@ -260,6 +271,8 @@ def recipient(public_url: str = SITE, number: int = 1) -> dict[str, str]:
         "name": "Alex Rivera",
         "email": f"alex.rivera{number}@example.net",
         "unsubscribe_url": f"{base}/u/{token}",
+        "meet_token": token,
+        "resources_token": token,
         "preferences_url": f"{base}/p/{token}",
         "view_url": f"{base}/view/{token}",
         "accept_url": f"{base}/intro/accept/{token}",
