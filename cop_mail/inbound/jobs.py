@@ -39,6 +39,10 @@ def process_inbound_job(inbound_id: int) -> str:
         from cop_mail.sending.transactional import enqueue_transactional
 
         enqueue_transactional(job_redis(), outcome.delivery_id)
+    if outcome.intro_emails:
+        from cop_mail.connect.mail import enqueue_intro_emails
+
+        enqueue_intro_emails(job_redis(), outcome.intro_emails)
     log.info("inbound message %s: %s (%s)", inbound_id, outcome.status, outcome.reason)
     return outcome.status
 

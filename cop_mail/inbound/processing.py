@@ -8,7 +8,7 @@ its job runs twice (the status is claimed before anything else happens).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
@@ -22,7 +22,7 @@ from cop_mail.inbound.addresses import AddressBook, Route, RouteKind, first_rout
 from cop_mail.inbound.classify import BounceReport, Classification, ClassificationKind, classify_message
 from cop_mail.inbound.commands import Command, CommandKind, command_from_reply
 from cop_mail.inbound.parsing import ParsedMessage, parse_message, visible_reply_text
-from cop_mail.models import Delivery, InboundMessage, InboundStatus, Member, MemberStatus
+from cop_mail.models import Campaign, Delivery, InboundMessage, InboundStatus, Member, MemberStatus
 from cop_mail.models.audience import Stream
 from cop_mail.settings import Settings
 from cop_mail.tokens import TokenError, read_address_token
@@ -45,6 +45,7 @@ class Outcome:
     intent: str | None = None
     confirmation: str | None = None  # a short reply to the member, queued with the outcome
     delivery_id: int | None = None  # that reply's Delivery row, to enqueue after commit
+    intro_emails: list[int] = field(default_factory=list)  # introduction mail to enqueue after commit
 
 
 def process_inbound(session: Session, settings: Settings, inbound_id: int, now: datetime | None = None) -> Outcome:
@@ -256,10 +257,18 @@ def _by_thread(session: Session, parsed: ParsedMessage) -> tuple[int, str, int] 
     """In-Reply-To / References matched against the Message-IDs we sent."""
     for thread_id in parsed.thread_ids[:20]:
         row = session.execute(
-            select(Delivery.member_id, Delivery.campaign_id).where(Delivery.message_id == thread_id).limit(1)
+            select(Delivery.member_id, Delivery.campaign_id, Campaign.content)
+            .join(Campaign, Campaign.id == Delivery.campaign_id)
+            .where(Delivery.message_id == thread_id)
+            .limit(1)
         ).first()
-        if row is not None and row.member_id is not None:
-            return row.member_id, "campaign", row.campaign_id
+        if row is None or row.member_id is None:
+            continue
+        stored = (row.content or {}).get("context") or {}
+        if "intro_id" in stored:  # introduction mail is recorded as a one-off message about the intro
+            kind = "followup" if stored.get("intro_kind") == "intro_followup" else "intro"
+            return row.member_id, kind, int(stored["intro_id"])
+        return row.member_id, "campaign", row.campaign_id
     return None
 
 
@@ -323,9 +332,11 @@ def _reply(
             return Outcome(
                 InboundStatus.NEEDS_REVIEW, f"unclear answer: {result.reason}", member.id, kind, object_id, "unclear"
             )
-        return Outcome(
-            InboundStatus.PROCESSED, f"{kind} answer: {handled}", member.id, kind, object_id, str(result.intent)
+        outcome = Outcome(
+            InboundStatus.PROCESSED, f"{kind} answer: {handled.outcome}", member.id, kind, object_id, str(result.intent)
         )
+        outcome.intro_emails = list(handled.to_send)
+        return outcome
     if kind == "prompt" and object_id is not None:
         from cop_mail.stories.submissions import create_draft_story_from_reply
 
