@@ -37,6 +37,7 @@ from cop_mail.audience.consent import ConsentKind, MemberEventKind, record_conse
 from cop_mail.audience.links import ALL_STREAMS, UNSUBSCRIBABLE, ConfirmLink
 from cop_mail.audience.suppression import STREAM_FLAGS, is_suppressed, normalise_email
 from cop_mail.db import utcnow
+from cop_mail.integrations import events
 from cop_mail.models import (
     CampaignKind,
     ConsentEvent,
@@ -258,6 +259,8 @@ def _subscribe(
         ip=request.ip,
         source=request.source,
     )
+    session.flush()
+    events.emit_member_subscribed(session, member.id, list_id=mailing_list.id, source=request.source)
 
 
 def _existing(session: Session, model: type[Value] | type[Practice], ids: Iterable[int]) -> list:
@@ -338,6 +341,7 @@ def _apply_confirmation(
         requested_ip=request.ip,
         returning=returning,
     )
+    events.emit_member_subscribed(session, member.id, list_id=mailing_list.id, source="confirm")
 
 
 def _add_missing(current: list, extra: list) -> None:
@@ -365,6 +369,7 @@ def unsubscribe_stream(
     record_consent(
         session, member.id, ConsentKind.STREAM_OFF, stream=str(stream), ip=ip, source=source, campaign_id=campaign_id
     )
+    events.emit_member_unsubscribed(session, member.id, stream=str(stream), source=source)
     return True
 
 
@@ -408,6 +413,7 @@ def unsubscribe_all(
         lists=left,
         previous_status=previous,
     )
+    events.emit_member_unsubscribed(session, member.id, everything=True, source=source)
     return True
 
 
@@ -430,6 +436,7 @@ def resubscribe(session: Session, member_id: int, *, ip: str | None = None, sour
         membership.unsubscribed_at = None
     member.status = MemberStatus.ACTIVE
     record_consent(session, member.id, ConsentKind.RESUBSCRIBED, ip=ip, source=source, lists=lists)
+    events.emit_member_subscribed(session, member.id, source=source)
     return True
 
 
@@ -442,6 +449,7 @@ def unsubscribe_list(
     membership.status = UNSUBSCRIBED
     membership.unsubscribed_at = utcnow()
     record_consent(session, member_id, ConsentKind.LIST_UNSUBSCRIBED, list_id=list_id, ip=ip, source=source)
+    events.emit_member_unsubscribed(session, member_id, list_id=list_id, source=source)
     return True
 
 
@@ -471,6 +479,8 @@ def join_list(
         ip=ip,
         source=source,
     )
+    session.flush()
+    events.emit_member_subscribed(session, member_id, list_id=list_id, source=source)
     return True
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from cop_mail.audience.consent import record_member_event
 from cop_mail.db import is_postgres, utcnow
+from cop_mail.integrations import events
 from cop_mail.models import Connection, ConnectionHow, Member
 
 
@@ -68,7 +69,8 @@ def record_connection(
         .on_conflict_do_nothing(index_elements=["member_a_id", "member_b_id"])
         .returning(table.c.id)
     )
-    if session.execute(statement).first() is None:
+    inserted = session.execute(statement).first()
+    if inserted is None:
         return False
     session.execute(
         update(Member)
@@ -78,6 +80,7 @@ def record_connection(
     )
     for member_id, other in ((low, high), (high, low)):
         record_member_event(session, member_id, "connection_made", other_id=other, how=str(how), intro_id=intro_id)
+    events.emit_connection_made(session, inserted[0])
     return True
 
 

@@ -30,6 +30,7 @@ from cop_mail.connect import mail
 from cop_mail.connect.connections import record_connection
 from cop_mail.connect.states import change_status, changed_rows, get_intro
 from cop_mail.db import utcnow
+from cop_mail.integrations import events
 from cop_mail.models import (
     AnswerChannel,
     ConnectionHow,
@@ -236,6 +237,7 @@ def _accept(
         # Another request for this member won the race (a double click): answer from the new state.
         return Result(_early_outcome(intro, side, IntroAnswer.ACCEPT) or AnswerOutcome.CLOSED, intro.id)
     _engaged(session, member_id, "intro_accepted", intro.id, channel, now)
+    events.emit_intro_accepted(session, intro.id, member_id)
     other = "b" if side == "a" else "a"
     if getattr(intro, f"{other}_answer") != IntroAnswer.ACCEPT:
         change_status(

@@ -22,6 +22,7 @@ from cop_mail.inbound.addresses import AddressBook, Route, RouteKind, first_rout
 from cop_mail.inbound.classify import BounceReport, Classification, ClassificationKind, classify_message
 from cop_mail.inbound.commands import Command, CommandKind, command_from_reply
 from cop_mail.inbound.parsing import ParsedMessage, parse_message, visible_reply_text
+from cop_mail.integrations import events
 from cop_mail.models import Campaign, Delivery, InboundMessage, InboundStatus, Member, MemberStatus
 from cop_mail.models.audience import Stream
 from cop_mail.settings import Settings
@@ -165,6 +166,13 @@ def _bounce(
     score = _add_soft_bounce(member, now) if not hard else None
     if hard or (score is not None and score >= SOFT_BOUNCE_THRESHOLD):
         suppress(session, member.email, SuppressionReason.BOUNCED)
+        events.emit_member_bounced(
+            session,
+            member.id,
+            bounce_type="hard" if hard else "soft",
+            campaign_id=delivery.campaign_id if delivery else None,
+            reason=classification.reason,
+        )
         why = "hard bounce" if hard else f"soft bounces reached {score:.1f} (threshold {SOFT_BOUNCE_THRESHOLD:g})"
         return Outcome(InboundStatus.PROCESSED, f"{why}: member suppressed", member.id, "delivery", _id(delivery))
     return Outcome(InboundStatus.PROCESSED, f"soft bounce: score now {score:.1f}", member.id, "delivery", _id(delivery))
@@ -204,6 +212,7 @@ def _complaint(session: Session, settings: Settings, classification: Classificat
     subscriptions.unsubscribe_all(session, member.id, source="complaint", campaign_id=delivery.campaign_id)
     suppress(session, member.email, SuppressionReason.COMPLAINED)
     member.status = MemberStatus.COMPLAINED  # stronger than the "unsubscribed" set just before
+    events.emit_member_complained(session, member.id, campaign_id=delivery.campaign_id)
     return Outcome(
         InboundStatus.PROCESSED, "abuse report: member unsubscribed and suppressed", member.id, "delivery", delivery.id
     )

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from cop_mail.audience.consent import record_consent, record_member_event
 from cop_mail.db import utcnow
+from cop_mail.integrations import events
 from cop_mail.models import Member, MemberStatus, Practice, Story, StoryConsent, StorySource, StoryStatus, Value
 from cop_mail.stories import images
 from cop_mail.stories.markup import markdown_to_html
@@ -129,6 +130,8 @@ def submit_story(
     )
     record_member_event(session, member.id, "story_submitted", explicit=True, at=now, story_id=story.id)
     member.last_engaged_at = now
+    if story.status == StoryStatus.SUBMITTED:
+        events.emit_story_submitted(session, story.id)
     return story
 
 

@@ -23,10 +23,10 @@ def register(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_error)
 
 
-def _respond(code: int, message: str) -> ResponseReturnValue:
+def _respond(code: int, message: str, headers: list[tuple[str, str]] | None = None) -> ResponseReturnValue:
     if request.path.startswith("/api/"):
-        return jsonify({"error": {"code": code, "message": message}}), code
-    return render_template("error.html", code=code, message=message), code
+        return jsonify({"error": {"code": code, "message": message}}), code, headers or []
+    return render_template("error.html", code=code, message=message), code, headers or []
 
 
 def _csrf_error(exc: CSRFError) -> ResponseReturnValue:
@@ -36,4 +36,6 @@ def _csrf_error(exc: CSRFError) -> ResponseReturnValue:
 def _http_error(exc: HTTPException) -> ResponseReturnValue:
     code = exc.code or 500
     description = exc.description if exc.description and not exc.description.startswith(("The ", "You ")) else None
-    return _respond(code, description or MESSAGES.get(code, exc.name))
+    # Keep headers such as Allow (405) and Retry-After (429), but not the default content type.
+    kept = [(name, value) for name, value in exc.get_headers() if name.lower() != "content-type"]
+    return _respond(code, description or MESSAGES.get(code, exc.name), kept)

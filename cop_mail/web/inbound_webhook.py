@@ -33,7 +33,10 @@ def receive_raw() -> Any:
     if not raw.strip():
         return jsonify({"error": {"code": 400, "message": "The request body must be a raw MIME message."}}), 400
     recipients = request.args.getlist("to")
-    message = store.save_raw(db(), raw, request.args.get("from", ""), recipients, "webhook")
+    sender = request.args.get("from", "")
+    if any("\x00" in value or len(value) > 500 for value in (*recipients, sender)):
+        return jsonify({"error": {"code": 400, "message": "Envelope addresses must be plain text."}}), 400
+    message = store.save_raw(db(), raw, sender, recipients, "webhook")
     db().commit()
     store.enqueue_processing(redis(), message.id)
     return jsonify({"id": message.id, "status": "received"}), 202

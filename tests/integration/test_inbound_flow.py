@@ -425,3 +425,12 @@ def test_inbox_shows_a_mismatch_and_a_coordinator_discards_it(inbox, run_jobs, d
     from cop_mail.models import AuditEvent
 
     assert db.scalar(select(AuditEvent.action).where(AuditEvent.target == f"inbound:{message.id}")) == "inbox.discard"
+
+
+def test_webhook_refuses_envelope_values_with_nul(make_settings, make_app, db):
+    app = make_app(make_settings(inbound_webhook_secret="hook-secret"))
+    response = app.test_client().post(
+        "/api/inbound/raw?to=%00", data=human("x"), headers={"Authorization": "Bearer hook-secret"}
+    )
+    assert response.status_code == 400
+    assert stored(db) == []
