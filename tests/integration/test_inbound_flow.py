@@ -160,7 +160,9 @@ def test_soft_bounces_add_up_to_a_threshold(inbox, run_jobs, db, settings, sent)
         assert run_jobs() == 0
         db.expire_all()
         status = db.get(Member, member.id).status
-        assert status == (MemberStatus.BOUNCED if round_number == 3 else MemberStatus.ACTIVE), [m.reason for m in stored(db)]
+        assert status == (MemberStatus.BOUNCED if round_number == 3 else MemberStatus.ACTIVE), [
+            m.reason for m in stored(db)
+        ]
     assert [m.classification for m in stored(db)] == ["bounce_soft"] * 3, [m.reason for m in stored(db)]
 
 
