@@ -4,48 +4,11 @@ what happened in plain words; configuration problems never end in a traceback.""
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from functools import wraps
-from typing import Any
 
 import click
 
-from cop_mail.settings import Settings, SettingsError
-
-
-def load_settings() -> Settings:
-    try:
-        return Settings.from_env()
-    except SettingsError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(2)
-
-
-def plain_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn the expected operational failures into one readable line and exit code 1."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from sqlalchemy.exc import OperationalError
-
-        from cop_mail.accounts import AccountError
-        from cop_mail.embedded import StartupError
-        from cop_mail.queues import RedisUnavailable
-
-        try:
-            return func(*args, **kwargs)
-        except (StartupError, RedisUnavailable, AccountError) as exc:
-            click.echo(f"Error: {exc}", err=True)
-            sys.exit(1)
-        except OperationalError as exc:
-            click.echo(f"Error: cannot use the database ({_first_line(exc.orig)}); check DATABASE_URL", err=True)
-            sys.exit(1)
-
-    return wrapper
-
-
-def _first_line(exc: object) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+from cop_mail.cli_support import load_settings, plain_errors
+from cop_mail.settings import Settings
 
 
 @click.group()
@@ -107,13 +70,14 @@ def scheduler() -> None:
 @main.command()
 @click.option("--port", type=int, default=None, help="Port of the SMTP receiver (default: INBOUND_PORT).")
 @click.option("--host", default=None, help="Address to listen on (default: INBOUND_HOST).")
+@click.option("--lmtp", is_flag=True, help="Speak LMTP instead of SMTP (for an MTA's local delivery).")
 @plain_errors
-def inbound(port: int | None, host: str | None) -> None:
+def inbound(port: int | None, host: str | None, lmtp: bool) -> None:
     """Run the inbound SMTP receiver for replies, bounces and stories."""
     from cop_mail.inbound.receiver import serve_forever
 
     settings = _require_redis(load_settings())
-    serve_forever(settings, host or settings.inbound_host, port or settings.inbound_port)
+    serve_forever(settings, host or settings.inbound_host, port or settings.inbound_port, lmtp)
 
 
 @main.command()
@@ -167,6 +131,13 @@ def _require_redis(settings: Settings) -> Settings:
         sys.exit(2)
     return settings
 
+
+from cop_mail.cli_campaigns import campaigns_group  # noqa: E402
+
+main.add_command(campaigns_group)
+from cop_mail.cli_members import members_group  # noqa: E402
+
+main.add_command(members_group)
 
 if __name__ == "__main__":
     main()

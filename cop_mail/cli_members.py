@@ -12,7 +12,7 @@ import click
 from sqlalchemy import ColumnElement, and_
 from sqlalchemy.orm import Session
 
-from cop_mail.cli import load_settings, plain_errors
+from cop_mail.cli_support import load_settings, plain_errors
 
 
 @contextmanager
