@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from cop_mail.accounts import audit
 from cop_mail.audience.consent import record_consent, record_member_event
+from cop_mail.compose import newsletter
 from cop_mail.db import utcnow
 from cop_mail.models import Admin, Practice, Story, StoryConsent, StoryStatus, Value
 from cop_mail.models.stories import CONSENT_ORDER
@@ -235,6 +236,7 @@ def reject(session: Session, story_id: int, actor: Actor, note: str, ip: str | N
     audit(session, actor, "story.reject", f"story:{story.id}", ip)
     session.flush()
     roundups.drop_story_from_unsent(session, story.id, _actor_name(actor))
+    newsletter.drop_story_from_unsent(session, story.id)
     return story
 
 
@@ -279,4 +281,5 @@ def withdraw(session: Session, story_id: int, member_id: int, ip: str | None = N
     record_member_event(session, member_id, "story_withdrawn", explicit=True, at=now, story_id=story.id)
     session.flush()
     roundups.drop_story_from_unsent(session, story.id, f"member:{member_id}")
+    newsletter.drop_story_from_unsent(session, story.id)
     return story
