@@ -69,6 +69,10 @@ class Settings:
     send_pushback_seconds: float = 5.0
     send_max_consecutive_failures: int = 50
     login_attempts_per_15_min: int = 10
+    # Introductions: days without an answer before the one reminder (and again before expiry),
+    # and days after the joint email before the follow-up.
+    intro_answer_days: int = 5
+    intro_followup_days: int = 21
     testing: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -134,6 +138,8 @@ class Settings:
                 "SEND_MAX_CONSECUTIVE_FAILURES", cls.send_max_consecutive_failures, 1, 1_000_000
             ),
             "login_attempts_per_15_min": reader.integer("LOGIN_ATTEMPTS_PER_15_MIN", 10, 1, 10_000),
+            "intro_answer_days": reader.integer("INTRO_ANSWER_DAYS", cls.intro_answer_days, 1, 365),
+            "intro_followup_days": reader.integer("INTRO_FOLLOWUP_DAYS", cls.intro_followup_days, 1, 365),
         }
         if values["dkim_private_key"] and not values["dkim_selector"]:
             reader.problems.append("DKIM_SELECTOR must be set when DKIM_PRIVATE_KEY_FILE is")

@@ -392,3 +392,65 @@ def scratch_dir() -> Iterator[Path]:
     folder = Path(tempfile.mkdtemp(prefix="cop-mail-test-"))
     yield folder
     shutil.rmtree(folder, ignore_errors=True)
+
+
+# --- sending: an audience seeded in bulk -------------------------------------------------
+
+
+def seed_list_members(engine: Engine, count: int, list_name: str = "Everyone", first_id: int = 1) -> int:
+    """`count` active members subscribed to one list (Core inserts, fast at 100,000); returns the list id."""
+    from sqlalchemy import insert, select
+
+    from cop_mail.db import utcnow
+    from cop_mail.models import ListMembership, MailingList, Member
+
+    now = utcnow()
+    with engine.begin() as connection:
+        list_id = connection.scalar(select(MailingList.id).where(MailingList.name == list_name))
+        if list_id is None:
+            slug = re.sub(r"[^a-z0-9]+", "-", list_name.lower())
+            list_id = connection.execute(
+                insert(MailingList).values(name=list_name, slug=slug, opt_in="single", created_at=now)
+            ).inserted_primary_key[0]
+        for start in range(first_id, first_id + count, 5000):
+            ids = range(start, min(start + 5000, first_id + count))
+            connection.execute(
+                insert(Member),
+                [{"id": i, "email": f"member{i}@example.org", "name": f"Member {i}", "status": "active",
+                  "created_at": now, "updated_at": now, "joined_at": now} for i in ids],
+            )
+            connection.execute(
+                insert(ListMembership),
+                [{"list_id": list_id, "member_id": i, "status": "subscribed", "created_at": now} for i in ids],
+            )
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql("SELECT setval('members_id_seq', (SELECT max(id) FROM members))")
+    return int(list_id)
+
+
+# --- introductions: members with values and practices ------------------------------------
+
+
+def add_member(session: Session, name: str, *, values: tuple[str, ...] = (), practices: tuple[str, ...] = (),
+               **fields: Any) -> Any:
+    """An active member named `name` (address from the name) holding these values and practices, flushed."""
+    from sqlalchemy import select
+
+    from cop_mail.models import Member, Practice, Value
+
+    def named(model: Any, wanted: str) -> Any:
+        found = session.scalar(select(model).where(model.name == wanted))
+        if found is None:
+            found = model(name=wanted)
+            session.add(found)
+            session.flush()
+        return found
+
+    slug = re.sub(r"[^a-z0-9]+", ".", name.lower()).strip(".")
+    fields.setdefault("attributes", {})
+    member = Member(email=fields.pop("email", f"{slug}@example.org"), name=name, **fields)
+    member.values = [named(Value, v) for v in values]
+    member.practices = [named(Practice, p) for p in practices]
+    session.add(member)
+    session.flush()
+    return member

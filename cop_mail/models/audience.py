@@ -5,9 +5,10 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Column, ForeignKey, Index, String, Table, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from cop_mail.db import Base, utcnow
+from cop_mail.tokens import address_hash
 
 
 class MemberStatus(StrEnum):
@@ -60,12 +61,18 @@ member_tags = Table(
 )
 
 
+def _email_hash_default(context: Any) -> str:
+    return address_hash(context.get_current_parameters()["email"])
+
+
 class Member(Base):
     __tablename__ = "members"
     __table_args__ = (Index("ix_members_status_joined", "status", "joined_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
+    # address_hash(email), so the suppression list (hashes only) applies inside SQL audience queries.
+    email_hash: Mapped[str] = mapped_column(String(64), default=_email_hash_default, index=True)
     name: Mapped[str] = mapped_column(String(200), default="")
     preferred_name: Mapped[str] = mapped_column(String(200), default="")
     locale: Mapped[str] = mapped_column(String(20), default="en", index=True)
@@ -85,12 +92,20 @@ class Member(Base):
     last_engaged_at: Mapped[datetime | None] = mapped_column(index=True)
     connections_count: Mapped[int] = mapped_column(default=0, index=True)
     last_introduced_at: Mapped[datetime | None]
+    # Soft bounces add to a score that decays; at a threshold the address is suppressed.
+    bounce_score: Mapped[float] = mapped_column(default=0.0)
+    bounce_score_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     values: Mapped[list[Value]] = relationship(secondary=member_values, lazy="selectin")
     practices: Mapped[list[Practice]] = relationship(secondary=member_practices, lazy="selectin")
     tags: Mapped[list[Tag]] = relationship(secondary=member_tags, lazy="selectin")
+
+    @validates("email")
+    def _keep_email_hash(self, _key: str, email: str) -> str:
+        self.email_hash = address_hash(email)
+        return email
 
     @property
     def display_name(self) -> str:

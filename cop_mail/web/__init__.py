@@ -36,9 +36,24 @@ def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
 
 
 def register_blueprints(app: Flask) -> None:
-    from cop_mail.web import admin, api, auth, public
+    from cop_mail.web import (
+        admin,
+        api,
+        archive,
+        auth,
+        inbound_webhook,
+        intro_public,
+        members_public,
+        public,
+        story_public,
+    )
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(public.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(inbound_webhook.bp)
+    app.register_blueprint(members_public.bp)
+    app.register_blueprint(archive.bp)
+    app.register_blueprint(story_public.bp)
+    app.register_blueprint(intro_public.bp)

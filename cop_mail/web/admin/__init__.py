@@ -23,4 +23,24 @@ def require_login_and_role() -> Any:
 
 
 # Each module registers its views on `bp`.
-from cop_mail.web.admin import audit_log, dashboard, outbox, team  # noqa: E402,F401
+from cop_mail.web.admin import (  # noqa: E402,F401
+    audit_log,
+    campaigns,
+    coverage,
+    dashboard,
+    email_templates,
+    imports,
+    inbox,
+    integrations,
+    intros,
+    members,
+    newsletters,
+    outbox,
+    privacy,
+    reports,
+    resources,
+    segments,
+    stories,
+    taxonomy,
+    team,
+)
