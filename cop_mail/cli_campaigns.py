@@ -23,7 +23,7 @@ def plain_errors(func: F) -> F:
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from cop_mail.cli import plain_errors as readable
+        from cop_mail.cli_support import plain_errors as readable
 
         return readable(func)(*args, **kwargs)
 
@@ -31,7 +31,7 @@ def plain_errors(func: F) -> F:
 
 
 def load_settings() -> Settings:
-    from cop_mail.cli import load_settings as load
+    from cop_mail.cli_support import load_settings as load
 
     return load()
 

@@ -169,7 +169,7 @@ def schedule(
 def to_utc(local_time: datetime, timezone: str) -> datetime:
     try:
         zone = ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: a folder such as "America"
         raise CampaignStateError(f"unknown time zone {timezone!r}") from exc
     if local_time.tzinfo is not None:
         local_time = local_time.replace(tzinfo=None)

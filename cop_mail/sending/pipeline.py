@@ -25,13 +25,16 @@ from redis import Redis
 from sqlalchemy import Connection, Engine, case, select, update
 from sqlalchemy.orm import Session
 
-# Imported here, not in functions: a forking worker preloads this module, so its job
-# processes start with rendering, MIME and DKIM already imported.
 from cop_mail.audience import links
 from cop_mail.audience.suppression import SuppressionReason, suppress
 from cop_mail.db import utcnow
+
+# Imported here, not in functions: a forking worker preloads this module, so its job
+# processes start with rendering, MIME and DKIM already imported.
+from cop_mail.integrations import events
 from cop_mail.models import Campaign, CampaignKind, CampaignStatus, Delivery, DeliveryStatus, Member
 from cop_mail.rendering import RenderError, compile_email, presend_problems
+from cop_mail.resources import links as resources_links
 from cop_mail.sending import claims
 from cop_mail.sending.audience import stream_for
 from cop_mail.sending.campaigns import CampaignStateError, pause_for_failures
@@ -40,6 +43,7 @@ from cop_mail.sending.mime import MessageSkeleton, format_address
 from cop_mail.sending.smtp import Outcome, Reply, SmtpConfig, SmtpMessenger, Stage
 from cop_mail.sending.throttle import Limits, Stopped, Throttle, ThrottleUnavailable, retry_delay
 from cop_mail.settings import Settings
+from cop_mail.stories import links as stories_links
 from cop_mail.stories.links import submit_url
 from cop_mail.tokens import make_address_token
 
@@ -375,7 +379,14 @@ class _Batch:
                     next_attempt_at=None,
                 )
             )
-            suppress(session, recipient.email, SuppressionReason.BOUNCED)
+            if suppress(session, recipient.email, SuppressionReason.BOUNCED):
+                events.emit_member_bounced(
+                    session,
+                    recipient.member_id,
+                    bounce_type="hard",
+                    campaign_id=self.campaign.id,
+                    reason=reply.describe(),
+                )
         self.result.failed += 1
 
     def _commit(self) -> None:
@@ -597,6 +608,8 @@ def _link_makers(settings: Settings, campaign_id: int, stream: Any, fields: froz
         "preferences_url": lambda m: links.preferences_url(settings, m),
         "manage_url": lambda m: links.preferences_url(settings, m),
         "story_url": lambda m: submit_url(settings, m, campaign_id),
+        "meet_token": lambda m: stories_links.meet_token(settings, m),
+        "resources_token": lambda m: resources_links.resources_token(settings, m),
     }
     return {name: make for name, make in makers.items() if name in fields or name == "unsubscribe_url"}
 

@@ -24,6 +24,7 @@ from sqlalchemy import ColumnElement, Connection, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from cop_mail.db import utcnow
+from cop_mail.integrations import events
 from cop_mail.models import Campaign, CampaignKind, CampaignStatus, Delivery, DeliveryStatus
 from cop_mail.sending.campaigns import CampaignStateError, change_status, start_due
 from cop_mail.sending.claims import due_clause
@@ -192,6 +193,8 @@ def finish_if_done(session: Session, campaign_id: int) -> bool:
         change_status(session, campaign_id, CampaignStatus.SENT, "system", "every delivery has an outcome")
     except CampaignStateError:
         return False
+    if campaign.kind != CampaignKind.TRANSACTIONAL:
+        events.emit_campaign_sent(session, campaign_id)
     session.commit()
     log.info("campaign %s sent", campaign_id)
     return True
