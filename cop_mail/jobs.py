@@ -45,6 +45,10 @@ def reset_process_state() -> None:
     _sessions.cache_clear()
 
 
+def job_sessions() -> sessionmaker[Session]:
+    return _sessions(job_settings().database_url)
+
+
 @contextmanager
 def job_session() -> Iterator[Session]:
     session = _sessions(job_settings().database_url)()

@@ -14,6 +14,7 @@ PERIODIC_JOBS: list[tuple[str, int, str]] = [
     ("cop_mail.sending.jobs.reconcile_job", 30, HIGH),
     ("cop_mail.audience.jobs.purge_old_imports_job", 86400, LOW),
     ("cop_mail.inbound.jobs.reconcile_inbound_job", 60, HIGH),
+    ("cop_mail.inbound.jobs.imap_poll_job", 60, HIGH),
     ("cop_mail.stories.jobs.run_roundup_schedules_job", 600, DEFAULT),
     ("cop_mail.stories.jobs.remove_orphan_images_job", 86400, LOW),
     ("cop_mail.connect.jobs.intro_reminders_job", 3600, DEFAULT),

@@ -73,6 +73,12 @@ class Settings:
     # and days after the joint email before the follow-up.
     intro_answer_days: int = 5
     intro_followup_days: int = 21
+    imap_host: str | None = None
+    imap_port: int = 993
+    imap_user: str | None = None
+    imap_password: str | None = field(default=None, repr=False)
+    imap_folder: str = "INBOX"
+    imap_tls: str = "tls"
     testing: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -138,9 +144,17 @@ class Settings:
                 "SEND_MAX_CONSECUTIVE_FAILURES", cls.send_max_consecutive_failures, 1, 1_000_000
             ),
             "login_attempts_per_15_min": reader.integer("LOGIN_ATTEMPTS_PER_15_MIN", 10, 1, 10_000),
+            "imap_host": env.get("IMAP_HOST") or None,
+            "imap_port": reader.integer("IMAP_PORT", cls.imap_port, 1, 65535),
+            "imap_user": env.get("IMAP_USER") or None,
+            "imap_password": env.get("IMAP_PASSWORD") or None,
+            "imap_folder": reader.text("IMAP_FOLDER", cls.imap_folder),
+            "imap_tls": reader.choice("IMAP_TLS", cls.imap_tls, SMTP_TLS_MODES),
             "intro_answer_days": reader.integer("INTRO_ANSWER_DAYS", cls.intro_answer_days, 1, 365),
             "intro_followup_days": reader.integer("INTRO_FOLLOWUP_DAYS", cls.intro_followup_days, 1, 365),
         }
+        if values["imap_host"] and not (values["imap_user"] and values["imap_password"]):
+            reader.problems.append("IMAP_USER and IMAP_PASSWORD must be set when IMAP_HOST is")
         if values["dkim_private_key"] and not values["dkim_selector"]:
             reader.problems.append("DKIM_SELECTOR must be set when DKIM_PRIVATE_KEY_FILE is")
         if not values["database_url"].split(":", 1)[0].startswith(("sqlite", "postgresql")):

@@ -72,3 +72,22 @@ def reconcile_inbound_job() -> int:
     for inbound_id in stale:
         enqueue_processing(connection, inbound_id)
     return len(stale)
+
+
+def imap_poll_job() -> int:
+    """Periodic: fetch unseen mail from the IMAP mailbox, when one is configured."""
+    settings = job_settings()
+    if not settings.imap_host or not settings.imap_user or not settings.imap_password:
+        return 0
+    from cop_mail.inbound.imap_poll import ImapConfig, poll_once
+    from cop_mail.jobs import job_sessions
+
+    config = ImapConfig(
+        settings.imap_host,
+        settings.imap_port,
+        settings.imap_user,
+        settings.imap_password,
+        settings.imap_folder,
+        settings.imap_tls,
+    )
+    return poll_once(config, job_sessions(), job_redis())
