@@ -25,8 +25,10 @@ from cop_mail.audience.subscriptions import (
     unsubscribe_stream,
 )
 from cop_mail.audience.suppression import STREAM_FLAGS, find_member_by_email, member_can_receive
+from cop_mail.connect.topics import clean_topics, set_topics, topics_of
 from cop_mail.db import utcnow
 from cop_mail.models import MailingList, Member, MemberEvent, MemberStatus, Practice, Stream, Value
+from cop_mail.models.connect import HelpTopicKind
 from cop_mail.sending.transactional import TransactionalKind, queue_transactional
 
 CADENCE_CHOICES = (2, 4, 8)  # weeks between introductions at most; None = no introductions
@@ -46,6 +48,9 @@ class Preferences:
     practice_ids: frozenset[int] = frozenset()
     list_ids: frozenset[int] = frozenset()  # the public (or already joined) lists the member is on
     paused_until: datetime | None = None
+    # Mentor introductions: what the member can help with, and what they would like help with.
+    offers: tuple[str, ...] | None = None
+    asks: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -58,6 +63,7 @@ class PreferenceChoices:
 
 
 def current_preferences(session: Session, member: Member) -> Preferences:
+    topics = topics_of(session, member.id)
     return Preferences(
         streams={str(stream): bool(getattr(member, STREAM_FLAGS[stream].key)) for stream in STREAM_FLAGS},
         intro_cadence_weeks=member.intro_cadence_weeks if member.wants_intros else None,
@@ -65,6 +71,8 @@ def current_preferences(session: Session, member: Member) -> Preferences:
         practice_ids=frozenset(p.id for p in member.practices),
         list_ids=frozenset(lst.id for lst, m in memberships(session, member.id) if m.status == SUBSCRIBED),
         paused_until=member.paused_until if is_paused(member) else None,
+        offers=tuple(topics.get(str(HelpTopicKind.OFFER), ())),
+        asks=tuple(topics.get(str(HelpTopicKind.ASK), ())),
     )
 
 
@@ -102,6 +110,23 @@ def update_preferences(session: Session, member: Member, wanted: Preferences, *,
             changed.append(f"{stream} off")
     changed += _update_profile(session, member, wanted)
     changed += _update_lists(session, member, wanted.list_ids, ip)
+    changed += _update_help_topics(session, member, wanted)
+    return changed
+
+
+def _update_help_topics(session: Session, member: Member, wanted: Preferences) -> list[str]:
+    current = topics_of(session, member.id)
+    changed = []
+    wanted_topics = (
+        (HelpTopicKind.OFFER, wanted.offers, "help offered"),
+        (HelpTopicKind.ASK, wanted.asks, "help asked for"),
+    )
+    for kind, topics, words in wanted_topics:
+        if topics is None or clean_topics(topics) == current.get(str(kind), []):
+            continue
+        set_topics(session, member.id, kind, topics)
+        record_member_event(session, member.id, "help_topics_changed", explicit=True, topic_kind=str(kind))
+        changed.append(words)
     return changed
 
 

@@ -287,7 +287,13 @@ def _wanted_preferences() -> preferences.Preferences:
         value_ids=frozenset(_ids(form.getlist("values"))),
         practice_ids=frozenset(_ids(form.getlist("practices"))),
         list_ids=frozenset(_ids(form.getlist("lists"))),
+        offers=_lines(form["offers"]) if "offers" in form else None,
+        asks=_lines(form["asks"]) if "asks" in form else None,
     )
+
+
+def _lines(text: str) -> tuple[str, ...]:
+    return tuple(line for line in text.splitlines() if line.strip())
 
 
 # --- manage by email ---------------------------------------------------------------------
