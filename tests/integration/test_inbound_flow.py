@@ -436,3 +436,21 @@ def test_webhook_refuses_envelope_values_with_nul(make_settings, make_app, db):
     )
     assert response.status_code == 400
     assert stored(db) == []
+
+
+def test_a_decline_sent_over_smtp_declines_the_introduction(inbox, run_jobs, db, settings):
+    from cop_mail.connect import mail, rounds
+    from cop_mail.models import Intro, IntroStatus
+    from tests.conftest import add_member
+
+    ana = add_member(db, "Ana Souza", values=("Reciprocity",))
+    ben = add_member(db, "Ben Okafor", values=("Reciprocity",))
+    intro, _ = rounds.introduce_by_hand(db, settings, ana.id, ben.id, "coordinator")
+    db.commit()
+    to = mail.reply_address(settings, "intro", intro.id, ana.id)
+    inbox(human("No, thank you. Not for me right now.", sender=f"Ana <{ana.email}>", to=to), to, sender=ana.email)
+    assert run_jobs() == 0
+    db.expire_all()
+    assert db.get(Intro, intro.id).status == IntroStatus.DECLINED
+    [message] = [m for m in stored(db) if m.subject_kind == "intro"]
+    assert (message.status, message.intent) == ("processed", "decline")
