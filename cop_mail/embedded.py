@@ -8,6 +8,8 @@ them all together.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import fcntl
 import os
 import shutil
@@ -30,6 +32,16 @@ from cop_mail.queues import check_redis
 from cop_mail.settings import Settings
 
 DEFAULT_OWNER_EMAIL = "owner@example.com"
+
+_PR_SET_PDEATHSIG = 1
+# Loaded in the parent: between fork and exec the child only makes this one system call.
+_prctl = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").prctl if sys.platform.startswith("linux") else None
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: if `cop-mail up` itself is killed, the kernel stops the child too."""
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class StartupError(RuntimeError):
@@ -115,6 +127,7 @@ def start_private_redis(instance: Path) -> tuple[subprocess.Popen[bytes], str]:
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent,
     )
     url = f"redis://127.0.0.1:{port}/0"
     deadline = time.monotonic() + 10
@@ -159,6 +172,7 @@ def _spawn(name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # Ctrl-C reaches us; we stop the children in order
+        preexec_fn=_die_with_parent,
     )
     threading.Thread(target=_pump, args=(name, process.stdout), daemon=True).start()
     return process

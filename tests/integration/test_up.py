@@ -147,3 +147,15 @@ def test_up_refuses_a_busy_port(tmp_path: Path):
         )
     assert result.returncode == 1
     assert f"port {port}" in result.stderr and "--port" in result.stderr
+
+
+def test_children_stop_when_up_itself_is_killed(stack):
+    process, port, banner, _instance = stack
+    inbound_port = int(re.search(r"inbound receiver on port (\d+)", banner).group(1))
+    redis_port = int(re.search(r"Redis at redis://127.0.0.1:(\d+)/", banner).group(1))
+    process.kill()  # SIGKILL to `up` alone: no chance to stop its children in order
+    process.wait(timeout=10)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(port_open(p) for p in (port, inbound_port, redis_port)):
+        time.sleep(0.2)
+    assert not port_open(port) and not port_open(inbound_port) and not port_open(redis_port)
