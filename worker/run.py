@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import logging
 import socket
@@ -17,8 +16,19 @@ from cop_mail.queues import ALL_QUEUES, check_redis, connect_redis
 from cop_mail.settings import Settings
 
 # Imported in the parent before forking, so each job's child does not import them again.
-PRELOAD = ("cop_mail.jobs", "cop_mail.models", "cop_mail.maintenance")
-OPTIONAL_PRELOAD = ("cop_mail.sending.jobs", "cop_mail.inbound.jobs", "cop_mail.audience.jobs", "cop_mail.rendering")
+PRELOAD = (
+    "cop_mail.jobs",
+    "cop_mail.models",
+    "cop_mail.maintenance",
+    "cop_mail.rendering",
+    "cop_mail.sending.jobs",
+    "cop_mail.sending.transactional_jobs",
+    "cop_mail.inbound.jobs",
+    "cop_mail.audience.jobs",
+    "cop_mail.connect.jobs",
+    "cop_mail.stories.jobs",
+    "cop_mail.integrations.jobs",
+)
 
 
 def configure_logging(name: str) -> None:
@@ -30,9 +40,6 @@ def configure_logging(name: str) -> None:
 def preload() -> None:
     for module in PRELOAD:
         importlib.import_module(module)
-    for module in OPTIONAL_PRELOAD:
-        with contextlib.suppress(ModuleNotFoundError):
-            importlib.import_module(module)
 
 
 def run_worker(settings: Settings, queues: Sequence[str] = ALL_QUEUES, burst: bool = False) -> bool:

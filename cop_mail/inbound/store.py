@@ -18,11 +18,12 @@ _MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(<[^>\r\n]{1,400}>)", re.IGNORECAS
 
 def refuse_recipient(settings: Settings, address: str) -> str | None:
     """Why a recipient is refused at RCPT time, or None to accept it."""
-    route = route_recipient(address, AddressBook.from_settings(settings, max_age_days=REPLY_TOKEN_MAX_AGE_DAYS))
+    book = AddressBook.from_settings(settings, max_age_days=REPLY_TOKEN_MAX_AGE_DAYS)
+    route = route_recipient(address, book)
     if route.accepted:
         return None
     # A reply whose client dropped the token may still be matched by its thread (In-Reply-To).
-    if route.refusal == "missing token" and address.lower().startswith("reply@"):
+    if route.refusal == "missing token" and address.lower().startswith(f"{book.reply_prefix}@"):
         return None
     return f"Refused: {route.refusal or 'unknown address'}"
 
@@ -44,10 +45,7 @@ def save_raw(session: Session, raw: bytes, mail_from: str, rcpt_tos: list[str], 
 
 def enqueue_processing(connection: Redis, message_id: int) -> None:
     """Ring the doorbell; a message whose job is lost is picked up again by the reconciler."""
-    try:
-        from cop_mail.inbound.jobs import process_inbound_job
-    except ModuleNotFoundError:
-        return
+    from cop_mail.inbound.jobs import process_inbound_job  # imported here: the jobs module imports this one
     from cop_mail.queues import HIGH, enqueue
 
     enqueue(connection, process_inbound_job, message_id, queue=HIGH, job_id=f"inbound-{message_id}")
