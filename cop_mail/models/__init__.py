@@ -27,6 +27,7 @@ from cop_mail.models.campaigns import (
     Delivery,
     DeliveryStatus,
 )
+from cop_mail.models.community import CommunitySettings
 from cop_mail.models.connect import (
     AnswerChannel,
     Connection,
@@ -46,6 +47,16 @@ from cop_mail.models.imports import ImportFile, ImportReport
 from cop_mail.models.inbound import InboundMessage, InboundStatus
 from cop_mail.models.integrations import ApiToken, Webhook, WebhookDelivery, WebhookDeliveryStatus
 from cop_mail.models.jobs import BackgroundTask, TaskStatus
+from cop_mail.models.journeys import (
+    EnrolmentStatus,
+    Journey,
+    JourneyEnrolment,
+    JourneyStep,
+    JourneyStepRun,
+    JourneyTrigger,
+    StepKind,
+    StepRunStatus,
+)
 from cop_mail.models.resources import (
     Resource,
     ResourceKind,
@@ -65,8 +76,21 @@ from cop_mail.models.stories import (
     StoryStatus,
     story_values,
 )
+from cop_mail.models.tracking import TrackedLink, TrackingEvent, TrackingKind
 
 __all__ = [
+    "CommunitySettings",
+    "EnrolmentStatus",
+    "Journey",
+    "JourneyEnrolment",
+    "JourneyStep",
+    "JourneyStepRun",
+    "JourneyTrigger",
+    "StepKind",
+    "StepRunStatus",
+    "TrackedLink",
+    "TrackingEvent",
+    "TrackingKind",
     "ApiToken",
     "Webhook",
     "WebhookDelivery",

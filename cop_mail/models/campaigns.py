@@ -37,6 +37,10 @@ class DeliveryStatus(StrEnum):
     FAILED = "failed"
     SUPPRESSED = "suppressed"
     UNCERTAIN = "uncertain"
+    # The attention budget: held until the member's next window (next_attempt_at), or dropped
+    # by the stream's setting; last_error says which budget and why.
+    HELD = "held"
+    DROPPED = "dropped"
 
 
 class Campaign(Base):
@@ -103,4 +107,7 @@ class Delivery(Base):
     bounce_type: Mapped[str | None] = mapped_column(String(10))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
+    # Engagement, when tracking is on: the first human open and click (machine ones are not counted).
+    opened_at: Mapped[datetime | None]
+    clicked_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
