@@ -46,6 +46,7 @@ def register_blueprints(app: Flask) -> None:
         members_public,
         public,
         story_public,
+        tracking,
     )
 
     app.register_blueprint(auth.bp)
@@ -57,3 +58,4 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(archive.bp)
     app.register_blueprint(story_public.bp)
     app.register_blueprint(intro_public.bp)
+    app.register_blueprint(tracking.bp)

@@ -26,6 +26,7 @@ def require_login_and_role() -> Any:
 from cop_mail.web.admin import (  # noqa: E402,F401
     audit_log,
     campaigns,
+    community_settings,
     coverage,
     dashboard,
     email_templates,
@@ -33,6 +34,7 @@ from cop_mail.web.admin import (  # noqa: E402,F401
     inbox,
     integrations,
     intros,
+    journeys,
     members,
     newsletters,
     outbox,
