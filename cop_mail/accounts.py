@@ -72,6 +72,17 @@ def set_password(admin: Admin, password: str) -> None:
     admin.password_hash = generate_password_hash(password, method="scrypt")
 
 
+def change_password(admin: Admin, current: str, new: str, repeated: str) -> None:
+    """A coordinator changing their own password must know the current one."""
+    if not check_password_hash(admin.password_hash, current):
+        raise AccountError("the current password is not right")
+    if new != repeated:
+        raise AccountError("the two new passwords are not the same")
+    if new == current:
+        raise AccountError("the new password is the same as the current one")
+    set_password(admin, new)
+
+
 def audit(
     session: Session, actor: Admin | str | None, action: str, target: str = "", ip: str | None = None, **detail: Any
 ) -> AuditEvent:

@@ -68,6 +68,8 @@ class Campaign(Base):
     # and the run of failed attempts that pauses the campaign when it grows too long.
     resend_uncertain: Mapped[bool] = mapped_column(default=False, server_default=false())
     consecutive_failures: Mapped[int] = mapped_column(default=0, server_default="0")
+    # When the "campaign finished" notice went to the coordinator who made it (claimed before sending).
+    notice_sent_at: Mapped[datetime | None]
 
 
 class CampaignStatusChange(Base):

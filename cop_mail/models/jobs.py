@@ -33,3 +33,5 @@ class BackgroundTask(Base):
     created_by: Mapped[str] = mapped_column(String(320), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
+    # When the "finished" notice went to the coordinator who started it.
+    notice_sent_at: Mapped[datetime | None]

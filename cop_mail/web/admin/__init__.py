@@ -24,6 +24,7 @@ def require_login_and_role() -> Any:
 
 # Each module registers its views on `bp`.
 from cop_mail.web.admin import (  # noqa: E402,F401
+    account,
     audit_log,
     campaigns,
     community_settings,
