@@ -1,9 +1,10 @@
 """Time the dashboard and a campaign report on a large community in PostgreSQL.
 
 Seeds a fresh database with COPY: 100,000 members (with values, a history of leaving, connections,
-introductions, stories), 1,000 sent campaigns with deliveries (the last one sent to every member),
-replies and unsubscribes; then requests both pages through the Flask test client and reports the
-median, beside the raw reference of `SELECT count(*) FROM members` measured in the same run.
+introductions, stories), 1,000 sent campaigns with deliveries (the last one sent to every member,
+with engagement tracking on: opens, clicks on its links, machine opens), replies and unsubscribes;
+then requests both pages through the Flask test client and reports the median, beside the raw
+reference of `SELECT count(*) FROM members` measured in the same run.
 
     .venv/bin/python bench/dashboard.py [--n 100000] [--campaigns 1000] [--per-campaign 200] [--requests 7]
         [--pg postgresql://postgres@127.0.0.1:5432/postgres]
@@ -14,6 +15,7 @@ Ends with `BENCH <name> <value> <unit>` lines. Target: each page under 1,000 ms 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import random
 import statistics
@@ -43,6 +45,7 @@ STATUSES = ["active"] * 88 + ["pending"] * 4 + ["unsubscribed"] * 5 + ["bounced"
 INTRO_STATUSES = ["invited", "accepted_a", "accepted_b", "introduced", "met", "declined", "expired"]
 STORY_STATUSES = ["submitted"] * 2 + ["approved"] * 6 + ["rejected", "withdrawn"]
 DAYS = 400
+TRACKED_LINKS = 8
 
 
 # --- COPY with every required column filled --------------------------------------------------
@@ -154,7 +157,7 @@ def seed(engine: Engine, n: int, campaigns: int, per_campaign: int, seed_value: 
     counts.update(_seed_campaigns(engine, rng, now, n, campaigns, per_campaign))
     with engine.begin() as connection:
         # Rows came with their ids: move the sequences past them, then refresh the planner's statistics.
-        for table in ("members", "values", "campaigns", "stories"):
+        for table in ("members", "values", "campaigns", "stories", "deliveries", "tracked_links"):
             connection.execute(text(f"SELECT setval('{table}_id_seq', (SELECT max(id) FROM \"{table}\"))"))  # noqa: S608
         connection.execute(text("ANALYZE"))
     return counts
@@ -172,6 +175,29 @@ def _seed_campaigns(engine: Engine, rng: random.Random, now: datetime, n: int, c
     ), now)  # fmt: skip
     replies: list[dict[str, Any]] = []
     unsubscribes: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    delivery_ids = itertools.count(1)
+    copy_rows(engine, "community_settings", iter([{"id": 1, "values": '{"tracking_enabled": true}'}]), now)
+    copy_rows(engine, "tracked_links", (
+        {"id": i, "campaign_id": campaigns, "position": i, "url": f"https://example.org/read/{i}", "label": f"Read {i}"}
+        for i in range(1, TRACKED_LINKS + 1)
+    ), now)  # fmt: skip
+
+    def engagement(delivery: dict[str, Any]) -> None:
+        """The tracked campaign: proxies fetch some pixels on arrival; about a third open, a few click."""
+        ids = {key: delivery[column] for key, column in
+               (("delivery_id", "id"), ("campaign_id", "campaign_id"), ("member_id", "member_id"))}  # fmt: skip
+        start = delivery["sent_at"]
+        if rng.random() < 0.15:
+            events.append({**ids, "kind": "open", "machine": True, "machine_reason": "privacy proxy",
+                           "client": "Apple Mail privacy protection", "created_at": start})  # fmt: skip
+        if rng.random() < 0.35:
+            delivery["opened_at"] = start + timedelta(hours=rng.uniform(0.05, 72))
+            events.append({**ids, "kind": "open", "client": "Other", "created_at": delivery["opened_at"]})
+            if rng.random() < 0.2:
+                delivery["clicked_at"] = delivery["opened_at"] + timedelta(minutes=1)
+                events.append({**ids, "kind": "click", "link_id": rng.randint(1, TRACKED_LINKS), "client": "Other",
+                               "created_at": delivery["clicked_at"]})  # fmt: skip
 
     def outcome(campaign_id: int, member_id: int, start: datetime) -> dict[str, Any]:
         roll = rng.random()
@@ -205,8 +231,12 @@ def _seed_campaigns(engine: Engine, rng: random.Random, now: datetime, n: int, c
                     "detail": f'{{"campaign_id": {campaign_id}}}',
                 }
             )
-        return {"campaign_id": campaign_id, "member_id": member_id, "status": status, "bounce_type": bounce,
-                "sent_at": start if status == "sent" else None, "created_at": start, "updated_at": start}  # fmt: skip
+        delivery = {"id": next(delivery_ids), "campaign_id": campaign_id, "member_id": member_id, "status": status,
+                    "bounce_type": bounce, "sent_at": start if status == "sent" else None, "created_at": start,
+                    "updated_at": start, "opened_at": None, "clicked_at": None}  # fmt: skip
+        if campaign_id == campaigns and status == "sent":
+            engagement(delivery)
+        return delivery
 
     def rows() -> Iterator[dict[str, Any]]:
         for i, start in enumerate(starts[:-1]):
@@ -221,6 +251,7 @@ def _seed_campaigns(engine: Engine, rng: random.Random, now: datetime, n: int, c
         {"raw": b"", "status": "needs_review", "received_at": now - timedelta(hours=h)} for h in range(25)
     ), now)  # fmt: skip
     counts["unsubscribes"] = copy_rows(engine, "consent_events", iter(unsubscribes), now)
+    counts["tracking_events"] = copy_rows(engine, "tracking_events", iter(events), now)
     return counts
 
 

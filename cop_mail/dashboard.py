@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Integer, and_, case, cast, exists, func, inspect, literal, or_, select, union_all
 from sqlalchemy.orm import Session
 
-from cop_mail import charts
+from cop_mail import charts, community
 from cop_mail.db import UTCDateTime, is_postgres, utcnow
 from cop_mail.models import (
     Campaign,
@@ -331,6 +331,8 @@ class CampaignFigures:
     failed: int = 0
     replies: int = 0
     unsubscribes: int = 0
+    opened: int = 0  # messages first opened by a person (tracking only)
+    clicked: int = 0  # messages with a click by a person (tracking only)
 
 
 def campaign_ref() -> ColumnElement[int]:
@@ -339,7 +341,8 @@ def campaign_ref() -> ColumnElement[int]:
 
 
 def recent_campaigns(session: Session, limit: int = RECENT_CAMPAIGNS) -> list[CampaignFigures]:
-    """The last campaigns that started sending, with delivered, bounced, replies and unsubscribes."""
+    """The last campaigns that started sending, with delivered, bounced, replies and unsubscribes, and
+    opens and clicks by people (zero unless they were sent with tracking)."""
     found = session.execute(
         select(Campaign.id, Campaign.name, Campaign.kind, Campaign.status, Campaign.started_at)
         .where(Campaign.kind != CampaignKind.TRANSACTIONAL, Campaign.started_at.is_not(None))
@@ -351,19 +354,22 @@ def recent_campaigns(session: Session, limit: int = RECENT_CAMPAIGNS) -> list[Ca
         return []
     ids = list(figures)
     sent = Delivery.status == DeliveryStatus.SENT
-    for campaign_id, total, delivered, bounced, failed in session.execute(
+    for campaign_id, total, delivered, bounced, failed, opened, clicked in session.execute(
         select(
             Delivery.campaign_id,
             func.count(),
             func.sum(case((and_(sent, Delivery.bounce_type.is_(None)), 1), else_=0)),
             func.sum(case((Delivery.bounce_type.is_not(None), 1), else_=0)),
             func.sum(case((Delivery.status == DeliveryStatus.FAILED, 1), else_=0)),
+            func.count(Delivery.opened_at),
+            func.count(Delivery.clicked_at),
         )
         .where(Delivery.campaign_id.in_(ids))
         .group_by(Delivery.campaign_id)
     ):
         row = figures[campaign_id]
         row.recipients, row.delivered, row.bounced, row.failed = int(total), int(delivered), int(bounced), int(failed)
+        row.opened, row.clicked = int(opened), int(clicked)
     for campaign_id, n in session.execute(
         select(InboundMessage.subject_id, func.count())
         .where(InboundMessage.subject_kind == "campaign", InboundMessage.subject_id.in_(ids))
@@ -500,6 +506,7 @@ class Overview:
     campaigns: list[CampaignFigures]
     needs_you: list[NeedsYou]
     tables: set[str]
+    tracking: bool = False  # the community tracks opens and clicks: the campaigns table shows them
 
     @property
     def active_members(self) -> int:
@@ -527,6 +534,7 @@ def overview(session: Session, now: datetime | None = None) -> Overview:
         campaigns=recent_campaigns(session),
         needs_you=needs_you(session, now, tables),
         tables=tables,
+        tracking=community.load(session).tracking_enabled,
     )
 
 

@@ -23,4 +23,7 @@ PERIODIC_JOBS: list[tuple[str, int, str]] = [
     ("cop_mail.connect.jobs.intro_mail_reconcile_job", 60, HIGH),
     ("cop_mail.connect.jobs.sending_rounds_reconcile_job", 600, DEFAULT),
     ("cop_mail.integrations.jobs.webhook_retry_job", 30, DEFAULT),
+    ("cop_mail.journeys.jobs.advance_journeys_job", 60, DEFAULT),
+    ("cop_mail.journeys.jobs.enrol_inactive_members_job", 3600, LOW),
+    ("cop_mail.notices.jobs.send_notices_job", 60, DEFAULT),
 ]

@@ -10,7 +10,8 @@ from collections.abc import Callable
 from typing import Any
 
 from redis import Redis
-from rq import Queue, Retry
+from rq import Queue, Retry, SimpleWorker, Worker
+from rq.worker.base import BaseWorker
 
 # Queue names, most urgent first: a worker listening on several takes from the first non-empty one.
 HIGH = "high"  # inbound mail, transactional messages, confirmations
@@ -58,3 +59,32 @@ def enqueue(
         result_ttl=3600,
         failure_ttl=7 * 86400,
     )
+
+
+# RQ listens for commands (stop a job, shut down) on a pub/sub thread that blocks up to 60 s per
+# read, and redis-py 8 waits for that thread when the worker stops: a worker would linger up to a
+# minute after SIGTERM or at the end of a burst. A one-second read keeps shutdown prompt.
+COMMAND_POLL_SECONDS = 1.0
+
+
+def _subscribe_with_short_reads(worker: BaseWorker) -> None:
+    worker.log.info("Worker %s: subscribing to channel %s", worker.name, worker.pubsub_channel_name)
+    worker.pubsub = worker.connection.pubsub()
+    worker.pubsub.subscribe(**{worker.pubsub_channel_name: worker.handle_payload})
+    worker.pubsub_thread = worker.pubsub.run_in_thread(  # type: ignore[assignment]  # rq types it as None
+        sleep_time=COMMAND_POLL_SECONDS, daemon=True, exception_handler=worker._pubsub_exception_handler
+    )
+
+
+class PromptWorker(Worker):
+    """The RQ worker cop-mail runs: forks a child per job, stops within about a second."""
+
+    def subscribe(self) -> None:
+        _subscribe_with_short_reads(self)
+
+
+class PromptSimpleWorker(SimpleWorker):
+    """Runs jobs in its own process (tests, one-off runs), stops within about a second."""
+
+    def subscribe(self) -> None:
+        _subscribe_with_short_reads(self)

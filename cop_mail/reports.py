@@ -1,7 +1,8 @@
 """A campaign's report: where its messages stand, what bounced, who replied or left, and when.
 
 Every figure is an aggregate over the campaign's rows (deliveries, inbound replies, consent
-events, member events); the 72-hour engagement is bucketed by hour in SQL.
+events, member events); the 72-hour engagement is bucketed by hour in SQL. Opens and clicks
+appear only while the community tracks them, or for a campaign that was sent with tracking.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 from sqlalchemy import case, func, inspect, select
 from sqlalchemy.orm import Session
 
-from cop_mail import charts
+from cop_mail import charts, community
 from cop_mail.dashboard import UNSUBSCRIBE_KINDS, campaign_ref, even_bucket
 from cop_mail.models import (
     Campaign,
@@ -24,6 +25,9 @@ from cop_mail.models import (
     MemberEvent,
     Story,
 )
+from cop_mail.tracking import stats as tracking_stats
+from cop_mail.tracking.links import TRACKED_KINDS
+from cop_mail.tracking.record import CLICK_EVENT
 
 ENGAGEMENT_HOURS = 72
 RECENT_REPLIES = 10
@@ -65,6 +69,9 @@ class CampaignReport:
     hours: list[int]
     engagement: dict[str, list[int]]  # series name -> count per hour after sending
     delivered: int = 0
+    tracking_enabled: bool = False  # the community's switch, now
+    tracked_kind: bool = True  # a kind of campaign whose opens and clicks can be tracked
+    tracking: tracking_stats.TrackingStats | None = None  # None: nothing about opens is shown
 
     @property
     def planned(self) -> int:
@@ -78,7 +85,9 @@ class CampaignReport:
     def funnel(self) -> list[tuple[str, int]]:
         """Planned -> handed to the mail server -> accepted -> not bounced back -> replied."""
         counts = self.by_status
-        attempted = self.planned - counts.get("suppressed", 0) - counts.get("queued", 0)
+        # Suppressed, still queued, and held or dropped by the attention budget never reached the server.
+        not_tried = sum(counts.get(status, 0) for status in ("suppressed", "queued", "held", "dropped"))
+        attempted = self.planned - not_tried
         return [
             ("Planned", self.planned),
             ("Attempted", max(attempted, 0)),
@@ -101,6 +110,10 @@ def campaign_report(session: Session, campaign_id: int) -> CampaignReport:
     replies, repliers = _reply_counts(session, campaign_id)
     started = campaign.started_at or _first_sent(session, campaign_id)
     hours = list(range(ENGAGEMENT_HOURS))
+    enabled = community.load(session).tracking_enabled
+    tracked_kind = campaign.kind in TRACKED_KINDS
+    shown = (enabled and tracked_kind) or tracking_stats.has_tracking(session, campaign_id)
+    tracking = tracking_stats.campaign_stats(session, campaign_id) if shown else None
     return CampaignReport(
         campaign=campaign,
         by_status=by_status,
@@ -111,8 +124,11 @@ def campaign_report(session: Session, campaign_id: int) -> CampaignReport:
         unsubscribes=_unsubscribes_by_stream(session, campaign_id),
         started_at=started,
         hours=hours,
-        engagement=_engagement(session, campaign_id, started) if started else {},
+        engagement=_engagement(session, campaign_id, started, tracking is not None) if started else {},
         delivered=delivered,
+        tracking_enabled=enabled,
+        tracked_kind=tracked_kind,
+        tracking=tracking,
     )
 
 
@@ -206,8 +222,9 @@ def _per_hour(session: Session, column: Any, starts: list[datetime], *where: Any
     return counts
 
 
-def _engagement(session: Session, campaign_id: int, started: datetime) -> dict[str, list[int]]:
-    """Replies and explicit actions (stories, other recorded actions) by hour, and unsubscribes apart."""
+def _engagement(session: Session, campaign_id: int, started: datetime, tracked: bool) -> dict[str, list[int]]:
+    """Replies and explicit actions (stories, other recorded actions) by hour, and unsubscribes apart;
+    with tracking, the first human open and click of each message too (clicks are not other actions)."""
     starts = hour_starts(started)
     replies = _per_hour(
         session, InboundMessage.received_at, starts, _campaign_replies(), InboundMessage.subject_id == campaign_id
@@ -217,6 +234,7 @@ def _engagement(session: Session, campaign_id: int, started: datetime) -> dict[s
         MemberEvent.created_at,
         starts,
         MemberEvent.explicit.is_(True),
+        MemberEvent.kind != CLICK_EVENT,
         MemberEvent.detail["campaign_id"].as_integer() == campaign_id,
     )
     if inspect(session.connection()).has_table("stories"):
@@ -229,7 +247,12 @@ def _engagement(session: Session, campaign_id: int, started: datetime) -> dict[s
         ConsentEvent.kind.in_(UNSUBSCRIBE_KINDS),
         campaign_ref() == campaign_id,
     )
-    return {"Replies": replies, "Other actions": actions, "Unsubscribes": unsubscribes}
+    found = {"Replies": replies, "Other actions": actions, "Unsubscribes": unsubscribes}
+    if tracked:
+        ours = Delivery.campaign_id == campaign_id
+        found["Opens"] = _per_hour(session, Delivery.opened_at, starts, ours)
+        found["Clicks"] = _per_hour(session, Delivery.clicked_at, starts, ours)
+    return found
 
 
 # --- charts ------------------------------------------------------------------------------------
@@ -275,11 +298,12 @@ def report_charts(report: CampaignReport) -> dict[str, charts.Chart]:
         ),
     }
     labels = [f"{h}h" for h in report.hours] if report.engagement else []
+    opens = " messages first opened and first clicked by a person," if report.tracking is not None else ""
     found["engagement"] = charts.line_chart(
         "chart-engagement",
         "Engagement in the first 72 hours",
-        "Lines by hour after sending started: replies, other explicit actions (such as stories sent in), and "
-        "unsubscribes. Each line has its own dash and marker shape and is named at the right edge.",
+        "Lines by hour after sending started: replies, other explicit actions (such as stories sent in),"
+        f"{opens} and unsubscribes. Each line has its own dash and marker shape and is named at the right edge.",
         labels,
         [charts.Series.of(name, values) for name, values in report.engagement.items()],
         end_label="total",

@@ -29,13 +29,13 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from redis import Redis
-from rq import Queue, SimpleWorker
+from rq import Queue
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from cop_mail import migrate
 from cop_mail.db import Base, make_engine, make_session_factory
-from cop_mail.queues import ALL_QUEUES
+from cop_mail.queues import ALL_QUEUES, PromptSimpleWorker
 from cop_mail.settings import Settings
 
 PG_ADMIN_URL = os.environ.get("COP_MAIL_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -372,7 +372,7 @@ def run_jobs(redis_conn: Redis, settings: Settings, monkeypatch: pytest.MonkeyPa
     jobs.reset_process_state()
 
     def run(queues: tuple[str, ...] = ALL_QUEUES, max_jobs: int | None = None) -> int:
-        worker = SimpleWorker([Queue(q, connection=redis_conn) for q in queues], connection=redis_conn)
+        worker = PromptSimpleWorker([Queue(q, connection=redis_conn) for q in queues], connection=redis_conn)
         worker.work(burst=True, max_jobs=max_jobs, with_scheduler=False)
         return worker.failed_job_count
 
@@ -416,8 +416,18 @@ def seed_list_members(engine: Engine, count: int, list_name: str = "Everyone", f
             ids = range(start, min(start + 5000, first_id + count))
             connection.execute(
                 insert(Member),
-                [{"id": i, "email": f"member{i}@example.org", "name": f"Member {i}", "status": "active",
-                  "created_at": now, "updated_at": now, "joined_at": now} for i in ids],
+                [
+                    {
+                        "id": i,
+                        "email": f"member{i}@example.org",
+                        "name": f"Member {i}",
+                        "status": "active",
+                        "created_at": now,
+                        "updated_at": now,
+                        "joined_at": now,
+                    }
+                    for i in ids
+                ],
             )
             connection.execute(
                 insert(ListMembership),
@@ -431,8 +441,9 @@ def seed_list_members(engine: Engine, count: int, list_name: str = "Everyone", f
 # --- introductions: members with values and practices ------------------------------------
 
 
-def add_member(session: Session, name: str, *, values: tuple[str, ...] = (), practices: tuple[str, ...] = (),
-               **fields: Any) -> Any:
+def add_member(
+    session: Session, name: str, *, values: tuple[str, ...] = (), practices: tuple[str, ...] = (), **fields: Any
+) -> Any:
     """An active member named `name` (address from the name) holding these values and practices, flushed."""
     from sqlalchemy import select
 

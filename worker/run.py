@@ -8,11 +8,11 @@ import socket
 import sys
 from collections.abc import Sequence
 
-from rq import Queue, Worker
+from rq import Queue
 from rq.cron import CronScheduler
 
 from cop_mail.periodic import PERIODIC_JOBS
-from cop_mail.queues import ALL_QUEUES, check_redis, connect_redis
+from cop_mail.queues import ALL_QUEUES, PromptWorker, check_redis, connect_redis
 from cop_mail.settings import Settings
 
 # Imported in the parent before forking, so each job's child does not import them again.
@@ -28,6 +28,8 @@ PRELOAD = (
     "cop_mail.connect.jobs",
     "cop_mail.stories.jobs",
     "cop_mail.integrations.jobs",
+    "cop_mail.journeys.jobs",
+    "cop_mail.notices.jobs",
 )
 
 
@@ -48,7 +50,7 @@ def run_worker(settings: Settings, queues: Sequence[str] = ALL_QUEUES, burst: bo
     configure_logging("worker")
     preload()
     connection = connect_redis(settings.redis_url)
-    worker = Worker(
+    worker = PromptWorker(
         [Queue(name, connection=connection) for name in queues],
         connection=connection,
         name=f"{socket.gethostname()}.{__import__('os').getpid()}",

@@ -38,6 +38,7 @@ from cop_mail.audience.links import ALL_STREAMS, UNSUBSCRIBABLE, ConfirmLink
 from cop_mail.audience.suppression import STREAM_FLAGS, is_suppressed, normalise_email
 from cop_mail.db import utcnow
 from cop_mail.integrations import events
+from cop_mail.journeys.triggers import member_joined_list
 from cop_mail.models import (
     CampaignKind,
     ConsentEvent,
@@ -261,6 +262,7 @@ def _subscribe(
     )
     session.flush()
     events.emit_member_subscribed(session, member.id, list_id=mailing_list.id, source=request.source)
+    member_joined_list(session, member.id, mailing_list.id, source=request.source)
 
 
 def _existing(session: Session, model: type[Value] | type[Practice], ids: Iterable[int]) -> list:
@@ -342,6 +344,7 @@ def _apply_confirmation(
         returning=returning,
     )
     events.emit_member_subscribed(session, member.id, list_id=mailing_list.id, source="confirm")
+    member_joined_list(session, member.id, mailing_list.id, source="confirm")
 
 
 def _add_missing(current: list, extra: list) -> None:
@@ -481,6 +484,7 @@ def join_list(
     )
     session.flush()
     events.emit_member_subscribed(session, member_id, list_id=list_id, source=source)
+    member_joined_list(session, member_id, list_id, source=source)
     return True
 
 

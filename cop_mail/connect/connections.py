@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from cop_mail.audience.consent import record_member_event
 from cop_mail.db import is_postgres, utcnow
 from cop_mail.integrations import events
+from cop_mail.journeys.triggers import connection_made
 from cop_mail.models import Connection, ConnectionHow, Member
 
 
@@ -81,6 +82,7 @@ def record_connection(
     for member_id, other in ((low, high), (high, low)):
         record_member_event(session, member_id, "connection_made", other_id=other, how=str(how), intro_id=intro_id)
     events.emit_connection_made(session, inserted[0])
+    connection_made(session, low, high)
     return True
 
 

@@ -13,6 +13,12 @@ a Message-ID chosen in advance so the joint email and its follow-up thread, In-R
 References), so the builders return them under `_template`, `_reply_to`, `_message_id` and
 `_references`, and `deliver_intro_email` here composes and sends with the rendering and MIME
 modules until the transactional sender honours those keys.
+
+Invitations, reminders and follow-ups are intros-stream mail under the member's attention budget
+(cop_mail.sending.budget); the joint email answers both members' yes and the pause notice reports
+what was done, so neither waits. Over budget, a deferred message is held (the introduction's
+answer clock moves to when it goes out, so nobody's silence is counted before they were asked) and
+a dropped invitation cancels the introduction with the reason.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from sqlalchemy.orm import Session
 from cop_mail.audience import links as member_links
 from cop_mail.audience.suppression import SuppressionReason, member_can_receive, suppress
 from cop_mail.connect import links
-from cop_mail.connect.states import changed_rows
+from cop_mail.connect.states import change_status, changed_rows
 from cop_mail.db import utcnow
 from cop_mail.models import (
     Campaign,
@@ -51,7 +57,7 @@ from cop_mail.models import (
 )
 from cop_mail.queues import HIGH, enqueue
 from cop_mail.rendering import RECIPIENT_FIELDS, compile_email
-from cop_mail.sending import transactional
+from cop_mail.sending import budget, transactional
 from cop_mail.sending.dkim_signer import DkimSigner
 from cop_mail.sending.mime import MessageSkeleton, bounce_address, make_message_id
 from cop_mail.sending.smtp import Outcome, Reply, SmtpConfig, SmtpMessenger
@@ -371,6 +377,9 @@ def deliver_intro_email(
     except Exception as exc:  # a template or address problem: record it instead of retrying forever
         log.exception("intro delivery %s could not be composed", delivery_id)
         return _finish(session, delivery, campaign, DeliveryStatus.FAILED, f"could not compose: {exc}"[:2000])
+    verdict = _over_budget(session, delivery, kind, member.id)
+    if verdict is not None:
+        return _budget_outcome(session, delivery, campaign, verdict)
     delivery.message_id = message.message_id
     session.commit()
     if messenger is not None:
@@ -387,7 +396,7 @@ def _claim(session: Session, delivery_id: int, now: datetime) -> bool:
             update(Delivery)
             .where(
                 Delivery.id == delivery_id,
-                Delivery.status.in_([DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED]),
+                Delivery.status.in_([DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED, DeliveryStatus.HELD]),
                 or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
             )
             .values(
@@ -430,7 +439,58 @@ _CAMPAIGN_STATUS = {
     DeliveryStatus.SENT: CampaignStatus.SENT,
     DeliveryStatus.FAILED: CampaignStatus.FAILED,
     DeliveryStatus.SUPPRESSED: CampaignStatus.CANCELLED,
+    DeliveryStatus.DROPPED: CampaignStatus.CANCELLED,
 }
+
+
+def _over_budget(session: Session, delivery: Delivery, kind: str, member_id: int) -> budget.Verdict | None:
+    if kind not in budget.INTRO_KINDS:
+        return None
+    prefs = budget.load_prefs(session)
+    if not prefs.budget_enabled:
+        return None
+    found = budget.check(session, prefs, campaign_id=delivery.campaign_id, stream=Stream.INTROS, member_ids=[member_id])
+    return found.get(member_id)
+
+
+def _budget_outcome(session: Session, delivery: Delivery, campaign: Campaign, verdict: budget.Verdict) -> str:
+    stored = dict(campaign.content.get("context") or {})
+    intro_id = int(stored["intro_id"])
+    log.info("intro delivery %s %s by the attention budget", delivery.id, verdict.status)
+    if verdict.status == DeliveryStatus.DROPPED:
+        if stored.get("intro_kind", IntroMailKind.INVITE) == IntroMailKind.INVITE:
+            _cancel_unsent(session, intro_id, verdict.member_id)
+        return _finish(session, delivery, campaign, DeliveryStatus.DROPPED, verdict.reason)
+    assert verdict.until is not None
+    delivery.status = DeliveryStatus.HELD
+    delivery.last_error = verdict.reason
+    delivery.next_attempt_at = verdict.until
+    delivery.lease_until = None
+    delivery.attempts = max(delivery.attempts - 1, 0)  # waiting is not a failed try
+    _move_answer_clock(session, intro_id, verdict.until)
+    session.commit()
+    return str(delivery.status)
+
+
+def _move_answer_clock(session: Session, intro_id: int, until: datetime) -> None:
+    """Count the reminder from the invitation going out, and the expiry from the reminder going out."""
+    open_intro = (Intro.id == intro_id) & Intro.status.in_([str(s) for s in OPEN])
+    for waiting, values in (
+        ((Intro.reminded_at.is_(None)) & (Intro.invited_at < until), {"invited_at": until}),
+        (Intro.reminded_at < until, {"reminded_at": until}),  # NULL (not reminded) never matches
+    ):
+        session.execute(
+            update(Intro).where(open_intro, waiting).values(values).execution_options(synchronize_session=False)
+        )
+
+
+def _cancel_unsent(session: Session, intro_id: int, member_id: int) -> None:
+    """An invitation the budget dropped never reached the member: the introduction cannot wait for them."""
+    intro = session.get(Intro, intro_id, populate_existing=True)
+    if intro is None or intro.status not in OPEN:
+        return
+    reason = f"member {member_id}'s invitation was dropped by the attention budget"
+    change_status(session, intro, IntroStatus.CANCELLED, "system", reason, closed_at=utcnow(), closed_reason=reason)
 
 
 def _finish(session: Session, delivery: Delivery, campaign: Campaign | None, status: DeliveryStatus, error: str) -> str:
@@ -464,7 +524,8 @@ def reconcile_intro_emails(session: Session, now: datetime | None = None) -> lis
             Delivery.campaign_id.in_(ours),
             or_(
                 (Delivery.status == DeliveryStatus.QUEUED) & (Delivery.created_at <= now - LOST_JOB_AFTER),
-                (Delivery.status == DeliveryStatus.DEFERRED) & (Delivery.next_attempt_at <= now),
+                (Delivery.status.in_([DeliveryStatus.DEFERRED, DeliveryStatus.HELD]))
+                & (Delivery.next_attempt_at <= now),
             ),
         )
         .order_by(Delivery.id)

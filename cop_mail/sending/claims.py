@@ -14,6 +14,9 @@
 So after a crash, among a claim's rows still `sending`, the one with the latest mark is
 the only message that may have been in flight (uncertain); earlier marked rows were
 sent; unmarked rows were never transmitted (see reconcile.py).
+
+Rows held by the attention budget (budget.py) are claimable again once their
+`next_attempt_at` comes, and are checked against the budget again then.
 """
 
 from __future__ import annotations
@@ -31,11 +34,11 @@ from sqlalchemy import Connection, Update, bindparam, cast, exists, func, litera
 from sqlalchemy import String as SqlString
 
 from cop_mail.db import utcnow
-from cop_mail.models import Campaign, CampaignStatus, Delivery, DeliveryStatus, Member
+from cop_mail.models import Campaign, CampaignStatus, CommunitySettings, Delivery, DeliveryStatus, Member
 from cop_mail.sending.audience import receivable_now, still_on_audience
 
 D = DeliveryStatus
-CLAIMABLE = (D.QUEUED, D.DEFERRED)
+CLAIMABLE = (D.QUEUED, D.DEFERRED, D.HELD)
 SQLITE_BUSY_PATIENCE = 30.0
 SQLITE_BUSY_TIMEOUT_MS = 30000  # as cop_mail.db sets it for every SQLite connection
 
@@ -46,6 +49,9 @@ class ClaimedRow:
     member_id: int | None
     message_id: str
     attempts: int
+    # The community's attention budget cap when claimed (0: none): read by the claim itself, so
+    # an uncapped send asks nothing more.
+    budget_cap: int = 0
 
 
 def new_claim_token(worker: str) -> str:
@@ -81,11 +87,16 @@ def claim_batch(
     else:
         statement = update(Delivery).where(Delivery.id.in_(picked.scalar_subquery()))
     returning = statement.values(**values).returning(
-        Delivery.id, Delivery.member_id, Delivery.message_id, Delivery.attempts
+        Delivery.id, Delivery.member_id, Delivery.message_id, Delivery.attempts, _budget_cap()
     )
-    rows = [ClaimedRow(row[0], row[1], row[2] or "", row[3]) for row in conn.execute(returning)]
+    rows = [ClaimedRow(row[0], row[1], row[2] or "", row[3], int(row[4] or 0)) for row in conn.execute(returning)]
     _commit(conn)
     return rows
+
+
+def _budget_cap() -> Any:
+    stored = CommunitySettings.values["budget_max_emails"].as_integer()
+    return select(stored).where(CommunitySettings.id == 1).scalar_subquery()
 
 
 def _commit(conn: Connection) -> None:
@@ -284,5 +295,36 @@ def record_suppressed(conn: Connection, token: str, ids: Sequence[int], reason: 
         .values(status=str(D.SUPPRESSED), last_error=reason, lease_until=None)
     )
     count = conn.execute(statement).rowcount
+    _commit(conn)
+    return int(count)
+
+
+def record_budget(
+    conn: Connection, token: str, outcomes: Sequence[tuple[int, DeliveryStatus, datetime | None, str]]
+) -> int:
+    """Bulk: (delivery id, HELD or DROPPED, when to check again, reason) for rows not yet transmitted."""
+    if not outcomes:
+        return 0
+    statement = (
+        update(Delivery)
+        .where(
+            Delivery.id == bindparam("b_id"),
+            Delivery.claimed_by == token,
+            Delivery.status == D.SENDING,
+            Delivery.data_sent_at.is_(None),
+        )
+        .values(
+            status=bindparam("b_status"),
+            next_attempt_at=bindparam("b_at", type_=Delivery.next_attempt_at.type),
+            last_error=bindparam("b_error"),
+            claimed_by=None,
+            lease_until=None,
+        )
+    )
+    params = [
+        {"b_id": delivery_id, "b_status": str(status), "b_at": at, "b_error": reason[:1000]}
+        for delivery_id, status, at, reason in outcomes
+    ]
+    count = conn.execute(statement, params).rowcount
     _commit(conn)
     return int(count)

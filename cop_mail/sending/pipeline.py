@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 from typing import Any, Protocol
@@ -35,7 +35,7 @@ from cop_mail.integrations import events
 from cop_mail.models import Campaign, CampaignKind, CampaignStatus, Delivery, DeliveryStatus, Member
 from cop_mail.rendering import RenderError, compile_email, presend_problems
 from cop_mail.resources import links as resources_links
-from cop_mail.sending import claims
+from cop_mail.sending import budget, claims
 from cop_mail.sending.audience import stream_for
 from cop_mail.sending.campaigns import CampaignStateError, pause_for_failures
 from cop_mail.sending.dkim_signer import DkimSigner
@@ -46,6 +46,7 @@ from cop_mail.settings import Settings
 from cop_mail.stories import links as stories_links
 from cop_mail.stories.links import submit_url
 from cop_mail.tokens import make_address_token
+from cop_mail.tracking import links as tracking
 
 log = logging.getLogger("cop_mail.sending.pipeline")
 D = DeliveryStatus
@@ -65,6 +66,7 @@ class CampaignInfo:
     content: dict[str, Any]
     list_ids: list[int]
     segment_ids: list[int]
+    tracked_links: tracking.LinkPlan | None = None  # set per batch when the community tracks opens and clicks
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,13 +102,16 @@ class BatchResult:
     failed: int = 0
     suppressed: int = 0
     uncertain: int = 0
+    held: int = 0  # by the attention budget, until the member's next window
+    dropped: int = 0  # by the attention budget
     released: int = 0
     more: bool = False  # the claim was full: more rows are probably due
     retry_after: float | None = None  # seconds until released rows are due again
     stopped: str = ""
 
     def counts(self) -> dict[str, int]:
-        return {k: getattr(self, k) for k in ("claimed", "sent", "deferred", "failed", "suppressed", "uncertain")}
+        keys = ("claimed", "sent", "deferred", "failed", "suppressed", "uncertain", "held", "dropped")
+        return {k: getattr(self, k) for k in keys}
 
 
 def load_campaign(conn: Connection, campaign_id: int) -> CampaignInfo | None:
@@ -168,6 +173,7 @@ def send_batch(
         if campaign is None or campaign.status != CampaignStatus.SENDING or campaign.kind == CampaignKind.TRANSACTIONAL:
             return BatchResult(stopped="the campaign is not sending")
         try:
+            campaign = with_tracked_links(conn, settings, campaign)
             composer = (composer_factory or default_composer_factory())(settings, campaign)
         except Exception as exc:  # a content problem: stop here and tell the coordinator
             log.exception("campaign %s cannot be composed", campaign_id)
@@ -187,6 +193,13 @@ def send_batch(
                 return batch.run(own, ring)
         finally:
             throttle.release_connection()
+
+
+def with_tracked_links(conn: Connection, settings: Settings, campaign: CampaignInfo) -> CampaignInfo:
+    """The campaign with its stored links when the community tracks opens and clicks (see cop_mail.tracking)."""
+    source = email_source(campaign)
+    plan = tracking.plan_links(conn, campaign.id, campaign.kind, lambda: compile_email(*source, settings))
+    return replace(campaign, tracked_links=plan)
 
 
 def default_composer_factory() -> ComposerFactory:
@@ -239,6 +252,9 @@ class _Batch:
         return self.result
 
     def _send_all(self, rows: Sequence[claims.ClaimedRow], messenger: SmtpMessenger) -> None:
+        # Rows over their member's attention budget are held or dropped here (no query without a cap).
+        allowed = budget.within_budget(self.conn, self.campaign.id, self.campaign.kind, self.token, rows)
+        self.result.held, self.result.dropped, rows = allowed.held, allowed.dropped, allowed.rows
         recipients = load_recipients(self.conn, rows)
         gone = [row.delivery_id for row in rows if row.delivery_id not in recipients]
         self.result.suppressed += claims.record_suppressed(self.conn, self.token, gone, "the member was removed")
@@ -526,18 +542,20 @@ def check_campaign(settings: Settings, campaign: Campaign | CampaignInfo) -> Non
 class CampaignComposer:
     """Per campaign: compiled email, MIME skeleton and DKIM signer; per recipient: fill and render."""
 
-    _cache: dict[tuple[int, str], CampaignComposer] = {}
+    _cache: dict[tuple[int, str, tracking.LinkPlan | None], CampaignComposer] = {}
 
     @classmethod
     def for_campaign(cls, settings: Settings, campaign: CampaignInfo) -> CampaignComposer:
         """Cached per process by the campaign's content: later batches skip even the compile cache's
         hashing of content and template files (a campaign keeps the templates it started with)."""
-        key = (campaign.id, _digest(email_source(campaign), settings))
+        key = (campaign.id, _digest(email_source(campaign), settings), campaign.tracked_links)
         found = cls._cache.get(key)
         if found is None:
             if len(cls._cache) > 16:
                 cls._cache.clear()
             compiled = compile_email(*email_source(campaign), settings)
+            if campaign.tracked_links is not None:
+                compiled = tracking.track_email(compiled, campaign.tracked_links, settings.public_url)
             found = cls._cache[key] = cls(settings, campaign, compiled)
         return found
 
@@ -578,6 +596,8 @@ class CampaignComposer:
         values = {"first_name": recipient.first_name, "name": recipient.name, "email": recipient.email}
         for name, make in self.links.items():
             values[name] = make(recipient.member_id)
+        if tracking.RECIPIENT_FIELD in self.compiled.fields:
+            values[tracking.RECIPIENT_FIELD] = tracking.delivery_token(self.settings.secret_key, recipient.delivery_id)
         subject, html, text = self.compiled.fill_bytes(values)
         unsubscribe = values.get("unsubscribe_url") or self.links_unsubscribe(recipient.member_id)
         reply_token = make_address_token(self.settings.secret_key, "campaign", self.campaign_id, recipient.member_id)

@@ -8,8 +8,9 @@ Each pass:
    go back to the queue;
 3. queues uncertain rows again for campaigns that asked for it (resend_uncertain);
 4. re-rings the doorbell for campaigns whose planning or batch jobs were lost
-   (a Redis restart, a killed worker);
-5. marks campaigns sent once planned and no row is left to send.
+   (a Redis restart, a killed worker), and for campaigns whose rows held by the attention
+   budget fall due (the member's next window), so held mail goes out with nobody's help;
+5. marks campaigns sent once planned and no row is left to send (a held row is still to send).
 Every step is safe to run twice and alongside workers.
 """
 
@@ -31,7 +32,7 @@ from cop_mail.sending.claims import due_clause
 
 log = logging.getLogger("cop_mail.sending.reconcile")
 D = DeliveryStatus
-OPEN_STATUSES = (D.QUEUED, D.SENDING, D.DEFERRED)
+OPEN_STATUSES = (D.QUEUED, D.SENDING, D.DEFERRED, D.HELD)
 RESEND_NOTE = "resending an uncertain message"
 IN_FLIGHT_NOTE = "the sender stopped while this message was in flight; it may or may not have arrived"
 
@@ -167,7 +168,10 @@ def campaigns_with_due_rows(session: Session, now: datetime) -> list[int]:
 
 
 def next_due_in(conn: Connection, campaign_id: int, now: datetime) -> float | None:
-    """Seconds until the campaign's next waiting row is due (None: nothing is waiting)."""
+    """Seconds until the campaign's next waiting row is due (None: nothing is waiting).
+
+    Rows held by the attention budget wait days, not seconds: the periodic pass rings for them.
+    """
     earliest = conn.scalar(
         select(func.min(Delivery.next_attempt_at)).where(
             Delivery.campaign_id == campaign_id, Delivery.status.in_([str(D.QUEUED), str(D.DEFERRED)])

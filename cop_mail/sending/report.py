@@ -37,6 +37,9 @@ class Progress:
     rate_per_second: float
     eta_seconds: float | None
     planned: bool
+    # The attention budget's rows: held for the member's next window, or dropped.
+    held: int = 0
+    dropped: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -91,6 +94,9 @@ def format_progress(p: Progress) -> str:
         f"Uncertain: {p.uncertain}  Remaining: {p.remaining}",
         f"Progress: {p.percent:.1f} %  Rate: {p.rate_per_second:.1f}/s  ETA: {format_eta(p.eta_seconds)}",
     ]
+    if p.held or p.dropped:
+        # Held rows wait for the member's next window, so the ETA and percentage leave them out.
+        lines.append(f"Attention budget: {p.held} held for a later window, {p.dropped} dropped")
     return "\n".join(lines)
 
 

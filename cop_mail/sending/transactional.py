@@ -85,7 +85,7 @@ CONTEXT_BUILDERS: dict[str, ContextBuilder] = {}
 
 
 # Packages that register kinds; imported before composing so every worker knows every kind.
-BUILDER_MODULES = ("cop_mail.stories.notify",)
+BUILDER_MODULES = ("cop_mail.stories.notify", "cop_mail.journeys.messages")
 
 
 def load_builders() -> None:
@@ -366,7 +366,12 @@ def _confirm_context(session: Session, settings: Settings, member: Member, store
 @context_builder("message")
 def _message_context(session: Session, settings: Settings, member: Member, stored: dict[str, Any]) -> dict[str, Any]:
     """A short message in plain words, e.g. the confirmation of a command sent by reply."""
-    return {"heading": str(stored.get("heading", "")), "body": str(stored.get("body", ""))}
+    button = stored.get("button")
+    return {
+        "heading": str(stored.get("heading", "")),
+        "body": str(stored.get("body", "")),
+        "button": button if isinstance(button, dict) else None,
+    }
 
 
 @context_builder(TransactionalKind.MANAGE_LINK)

@@ -3,11 +3,16 @@ Debian's Chromium through Playwright.
 
 - `live_server`: the app on a free loopback port, on the test database and the test Redis, with a
   local mail catcher as its SMTP server so whatever it sends shows in the Outbox.
+- `live_server.wait_for_mail(to, subject)`: the message the app (or a job) sent there.
 - `browser`: headless Chromium (one per test module); `page`: a fresh page with a phone-or-desktop
-  viewport; `logged_in(role)`: an account of that role, logged in through the real login form.
-- `shot(page, step)`: a full-page screenshot at test-artifacts/browser/<test name>-<step>.png.
+  viewport; `new_page(...)`: another person's browser (its own cookies), e.g. at phone width or with
+  `java_script_enabled=False`; `logged_in(role)`: an account of that role, logged in through the real
+  login form. Pages reach only the live server; `outside_requests` lists whatever they tried elsewhere.
+- `shot(page, step)`: a full-page screenshot at test-artifacts/browser/<test name>-<step>.png
+  (given a locator instead of a page, a screenshot of that element).
 - `check_a11y(page)`: axe-core (installed from the npm registry into .cache/browser on first use),
   or, if that cannot be installed, a small in-page checker; fails on serious or critical problems.
+  A page without JavaScript is checked on a copy of its document in a page that runs scripts.
 
 Browser tests run on one database (PostgreSQL unless COP_MAIL_BROWSER_DB=sqlite): the
 integration and web tests already cover both.
@@ -21,13 +26,14 @@ import re
 import shutil
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, Route, expect, sync_playwright
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from tests.conftest import free_port
@@ -68,6 +74,21 @@ class LiveServer:
 
     def path(self, path: str) -> str:
         return self.url + path
+
+    def wait_for_mail(self, to: str, subject: str, timeout: float = 10) -> Any:
+        """The newest message caught for this address whose subject contains `subject`."""
+        from cop_mail import mailcatcher
+
+        deadline = time.monotonic() + timeout
+        while True:
+            _, caught = mailcatcher.list_messages(self.outbox, limit=1000)
+            found = [m for m in caught if to in m.to and subject in m.subject]
+            if found:
+                return found[0]
+            assert time.monotonic() < deadline, (
+                f"no message to {to} about {subject!r}; caught: {[(m.to, m.subject) for m in caught]}"
+            )
+            time.sleep(0.05)
 
 
 @pytest.fixture
@@ -129,36 +150,62 @@ def _install_chromium() -> None:
 
 
 @pytest.fixture
-def page(browser: Browser, live_server: LiveServer) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=live_server.url)
-    context.set_default_timeout(TIMEOUT_MS)
-    # Nothing leaves the machine: only the live server is reachable.
-    context.route(re.compile(r"^(?!http://127\.0\.0\.1:\d+/).*"), lambda route: route.abort())
-    opened = context.new_page()
+def outside_requests() -> list[str]:
+    """Every address a page of this test tried to reach beyond the live server (each was refused)."""
+    return []
+
+
+@pytest.fixture
+def new_page(browser: Browser, live_server: LiveServer, outside_requests: list[str]) -> Iterator[Callable[..., Page]]:
+    """Open a page in a browser context of its own: `new_page(width=375, java_script_enabled=False)`."""
+    contexts = []
     errors: list[str] = []
-    opened.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield opened
-    context.close()
+
+    def refuse(route: Route) -> None:
+        outside_requests.append(route.request.url)
+        route.abort()
+
+    def open_page(width: int = 1280, height: int = 900, **options: Any) -> Page:
+        context = browser.new_context(viewport={"width": width, "height": height}, base_url=live_server.url,
+                                      **options)  # fmt: skip
+        contexts.append(context)
+        context.set_default_timeout(TIMEOUT_MS)
+        # Nothing leaves the machine: only the live server is reachable.
+        context.route(re.compile(r"^(?!http://127\.0\.0\.1:\d+/).*"), refuse)
+        opened = context.new_page()
+        opened.on("pageerror", lambda exc: errors.append(str(exc)))
+        return opened
+
+    yield open_page
+    for context in contexts:
+        context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
 
 
 @pytest.fixture
+def page(new_page: Callable[..., Page]) -> Page:
+    return new_page()
+
+
+@pytest.fixture
 def logged_in(page: Page, db: Any) -> Callable[..., Page]:
-    """Create an account with this role and log in through the form, as a person would."""
+    """Create an account with this role (unless the address has one) and log in through the form, as
+    a person would; on `page`, or on the page given as `on` (e.g. one without JavaScript)."""
     from cop_mail import accounts
     from cop_mail.models import Role
 
-    def log_in(role: str = "owner", email: str | None = None) -> Page:
+    def log_in(role: str = "owner", email: str | None = None, on: Page | None = None) -> Page:
         address = email or f"{role}@example.org"
         if accounts.find_admin_by_email(db, address) is None:
             accounts.create_admin(db, address, PASSWORD, Role(role), role.capitalize())
             db.commit()
-        page.goto("/login")
-        page.get_by_label("Email").fill(address)
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Log in").click()
-        page.wait_for_url(re.compile(r"/admin/$"))
-        return page
+        tab = on or page
+        tab.goto("/login")
+        tab.get_by_label("Email").fill(address)
+        tab.get_by_label("Password").fill(PASSWORD)
+        tab.get_by_role("button", name="Log in").click()
+        tab.wait_for_url(re.compile(r"/admin/$"))
+        return tab
 
     return log_in
 
@@ -174,13 +221,17 @@ def browser_artifacts(artifacts_dir: Path) -> Path:
 
 
 @pytest.fixture
-def shot(request: pytest.FixtureRequest, browser_artifacts: Path) -> Callable[[Page, str], Path]:
-    """Save a full-page screenshot named after the test and the step; returns its path."""
+def shot(request: pytest.FixtureRequest, browser_artifacts: Path) -> Callable[[Page | Locator, str], Path]:
+    """Save a full-page screenshot (or one element's, given a locator) named after the test and the
+    step; returns its path."""
     test_name = re.sub(r"[^A-Za-z0-9_.-]+", "-", request.node.name).strip("-")
 
-    def take(page: Page, step: str) -> Path:
+    def take(target: Page | Locator, step: str) -> Path:
         path = browser_artifacts / f"{test_name}-{re.sub(r'[^A-Za-z0-9_.-]+', '-', step)}.png"
-        page.screenshot(path=str(path), full_page=True)
+        if isinstance(target, Locator):
+            target.screenshot(path=str(path))
+        else:
+            target.screenshot(path=str(path), full_page=True)
         return path
 
     return take
@@ -277,12 +328,13 @@ def a11y_checker(axe_script: str | None) -> Callable[..., list[dict[str, Any]]]:
     """A checker using axe-core when its script is given, else the fallback above."""
 
     def check(page: Page, context: str = "") -> list[dict[str, Any]]:
-        if axe_script is not None:
-            if not page.evaluate("() => typeof window.axe !== 'undefined'"):
-                page.add_script_tag(content=axe_script)
-            result = page.evaluate(AXE_RUN)
-        else:
+        if axe_script is None:
             result = page.evaluate(FALLBACK_CHECKER)
+        else:
+            if not page.evaluate(AXE_LOADED):
+                page.add_script_tag(content=axe_script)
+            # A page that runs no scripts (java_script_enabled=False) cannot run axe itself.
+            result = page.evaluate(AXE_RUN) if page.evaluate(AXE_LOADED) else _check_a_copy(page, axe_script)
         blocking = [v for v in result["violations"] if v["impact"] in BLOCKING_IMPACTS]
         assert not blocking, f"accessibility problems on {context or page.url}:\n" + json.dumps(blocking, indent=1)
         return list(result["violations"])
@@ -290,6 +342,28 @@ def a11y_checker(axe_script: str | None) -> Callable[..., list[dict[str, Any]]]:
     return check
 
 
+def _check_a_copy(page: Page, axe_script: str) -> Any:
+    """Run axe on the page's document as it is now, served again at its own address (so its styles
+    load) in a scratch page of the same size, with its scripts left out as they never ran."""
+    html = page.evaluate(
+        """() => { const copy = document.documentElement.cloneNode(true);
+                   copy.querySelectorAll('script').forEach((s) => s.remove());
+                   return '<!doctype html>' + copy.outerHTML; }"""
+    )
+    assert page.context.browser is not None
+    scratch = page.context.browser.new_page(viewport=page.viewport_size)
+    try:
+        address = page.url.split("#", 1)[0]  # what the browser asks the server for
+        scratch.route(lambda url: url == address, lambda route: route.fulfill(body=html, content_type="text/html"))
+        scratch.route(re.compile(r"^(?!http://127\.0\.0\.1:\d+/).*"), lambda route: route.abort())
+        scratch.goto(page.url)
+        scratch.add_script_tag(content=axe_script)
+        return scratch.evaluate(AXE_RUN)
+    finally:
+        scratch.close()
+
+
+AXE_LOADED = "() => typeof window.axe !== 'undefined'"
 AXE_RUN = """async () => {
     const r = await axe.run(document, {resultTypes: ['violations'],
         runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice']}});

@@ -10,8 +10,8 @@ from flask import abort, flash, jsonify, redirect, render_template, request, url
 from sqlalchemy import func, select
 
 from cop_mail.models import Campaign, CampaignKind, DeliveryStatus, MailingList, Role, Segment
+from cop_mail.sending import budget, jobs, report
 from cop_mail.sending import campaigns as service
-from cop_mail.sending import jobs, report
 from cop_mail.web.admin import bp
 from cop_mail.web.auth import client_ip, current_admin, role_required
 from cop_mail.web.extensions import db, redis, settings
@@ -20,6 +20,18 @@ PAGE_SIZE = 50
 LOG_PAGE_SIZE = 50
 # Campaign kinds a coordinator starts from this page (the others come from their own pages).
 KINDS = [k for k in CampaignKind if k is not CampaignKind.TRANSACTIONAL]
+# The delivery log's statuses in plain words.
+STATUS_WORDS = {
+    DeliveryStatus.QUEUED: "queued (waiting to be sent)",
+    DeliveryStatus.SENDING: "being sent",
+    DeliveryStatus.SENT: "sent",
+    DeliveryStatus.DEFERRED: "deferred (will retry)",
+    DeliveryStatus.FAILED: "failed",
+    DeliveryStatus.SUPPRESSED: "suppressed (may not receive it)",
+    DeliveryStatus.UNCERTAIN: "uncertain (may have arrived)",
+    DeliveryStatus.HELD: "held by the attention budget",
+    DeliveryStatus.DROPPED: "dropped by the attention budget",
+}
 
 
 def _actor() -> str:
@@ -139,12 +151,15 @@ def campaign(campaign_id: int) -> Any:
         "admin/campaign.html",
         campaign=found,
         progress=report.progress(db(), campaign_id),
+        budget=budget.campaign_summary(db(), campaign_id),
+        format_when=budget.format_when,
         history=service.status_history(db(), campaign_id),
         rows=rows,
         total=total,
         page=page,
         pages=max(1, -(-total // LOG_PAGE_SIZE)),
         statuses=list(DeliveryStatus),
+        status_words=STATUS_WORDS,
         status=status or "",
         q=search or "",
         format_eta=report.format_eta,

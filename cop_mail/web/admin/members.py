@@ -13,6 +13,7 @@ from cop_mail import accounts
 from cop_mail.audience import exporter, importer, taxonomy
 from cop_mail.audience import members as directory
 from cop_mail.audience.segments import SegmentNotFound
+from cop_mail.journeys import progress
 from cop_mail.models import MailingList, MemberStatus, Practice, Role, Segment, Value
 from cop_mail.web.admin import bp
 from cop_mail.web.auth import client_ip, current_admin, role_required
@@ -134,6 +135,7 @@ def member_detail(member_id: int) -> Any:
         "admin/member_detail.html",
         member=member,
         timeline=directory.member_timeline(db(), member.id),
+        journeys=progress.member_journeys(db(), member.id),
         memberships=directory.memberships(db(), member.id),
         all_values=taxonomy.term_names(db(), Value),
         all_practices=taxonomy.term_names(db(), Practice),
