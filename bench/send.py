@@ -9,7 +9,8 @@ the raw limit measured in the same run.
 - End to end: N members seeded, a value-themed newsletter (the real template) compiled, 2 real
   `cop-mail worker` processes started and idle, then the clock runs from the send command
   (status change, commit, enqueue) until the sink accepts the last message. Then the same with
-  RSA-2048 DKIM signing.
+  RSA-2048 DKIM signing, and (unless --no-features) with the attention budget checking every
+  member (a cap no one reaches) and open and click tracking on, to show what those cost.
 
     .venv/bin/python bench/send.py [--n 10000] [--workers 2] [--database-url postgresql://...]
 
@@ -44,7 +45,7 @@ from redis import Redis  # noqa: E402
 from rq import Worker  # noqa: E402
 from sqlalchemy import insert, text  # noqa: E402
 
-from cop_mail import migrate  # noqa: E402
+from cop_mail import community, migrate  # noqa: E402
 from cop_mail.db import make_engine, make_session_factory, utcnow  # noqa: E402
 from cop_mail.models import ListMembership, MailingList, Member  # noqa: E402
 from cop_mail.rendering import samples  # noqa: E402
@@ -272,6 +273,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
     parser.add_argument("--no-dkim", action="store_true")
+    parser.add_argument("--no-features", action="store_true", help="skip the run with budget and tracking on")
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="cop-mail-bench-send-"))
@@ -350,6 +352,17 @@ def main() -> None:
             dkim_rate, _ = press_send(sessions, redis, second, args.n, counter, last, procs)
             stop_workers(procs, redis)
             print(f"end to end with DKIM: {dkim_rate:.0f} msg/s")
+        features_rate = None
+        if not args.no_features:
+            with sessions() as session:
+                # A cap nobody reaches: every batch pays for the check, no message is held.
+                community.update(session, "bench", budget_max_emails=1000, tracking_enabled=True)
+                session.commit()
+            third = newsletter_campaign(sessions(), list_id, "Bench newsletter, budget and tracking")
+            procs = start_workers(environment(settings, None), args.workers, redis, logs)
+            features_rate, _ = press_send(sessions, redis, third, args.n, counter, last, procs)
+            stop_workers(procs, redis)
+            print(f"end to end with the attention budget and tracking on: {features_rate:.0f} msg/s")
         procs = []
         engine.dispose()
 
@@ -358,6 +371,9 @@ def main() -> None:
         print(f"BENCH send_ratio {rate / raw:.2f} x")
         if dkim_rate is not None:
             print(f"BENCH send_dkim_msgs_per_s {dkim_rate:.0f} msg/s")
+        if features_rate is not None:
+            print(f"BENCH send_budget_tracking_msgs_per_s {features_rate:.0f} msg/s")
+            print(f"BENCH send_budget_tracking_vs_plain_ratio {features_rate / rate:.2f} x")
         print(f"BENCH send_worker_peak_rss_mib {rss[0] / 1024:.0f} MiB")
         print(f"BENCH send_worker_tree_peak_pss_mib {rss[1] / 1024:.0f} MiB")
     finally:

@@ -86,11 +86,38 @@ def engine_for(url: str) -> Engine:
     return _engines[url]
 
 
+_used_tables_query: dict[str, str] = {}
+
+
+def _used_tables_sql(engine: Engine, tables: list[str]) -> str:
+    """One query naming the tables a test touched: rows in them, or their id sequence advanced."""
+    if engine.url.render_as_string() not in _used_tables_query:
+        with engine.connect() as connection:
+            sequences = dict(
+                connection.execute(
+                    text("SELECT table_name, pg_get_serial_sequence(quote_ident(table_name), 'id') "
+                         "FROM information_schema.columns WHERE table_schema = 'public' AND column_name = 'id'")
+                ).all()
+            )  # fmt: skip
+        parts = []
+        for table in tables:
+            sequence = sequences.get(table)
+            # Names from our metadata and the catalogue, never from input.
+            called = f" OR (SELECT is_called FROM {sequence})" if sequence else ""  # noqa: S608
+            parts.append(f"SELECT '{table}' WHERE EXISTS (SELECT 1 FROM \"{table}\"){called}")  # noqa: S608
+        _used_tables_query[engine.url.render_as_string()] = " UNION ALL ".join(parts)
+    return _used_tables_query[engine.url.render_as_string()]
+
+
 def empty_all_tables(engine: Engine) -> None:
     tables = [table.name for table in Base.metadata.sorted_tables]
     with engine.begin() as connection:
         if engine.dialect.name == "postgresql":
-            connection.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+            # TRUNCATE costs about 3 ms per table whether or not it holds rows: empty only what was used.
+            used = list(connection.scalars(text(_used_tables_sql(engine, tables))))
+            if used:
+                names = ", ".join(f'"{t}"' for t in used)
+                connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
         else:
             for table in reversed(tables):
                 connection.execute(text(f'DELETE FROM "{table}"'))  # noqa: S608 (names from our metadata)
