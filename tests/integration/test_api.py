@@ -63,14 +63,6 @@ def settings(make_settings, redis_conn, engine, smtp_sink):
     return make_settings(smtp_port=smtp_sink.port)
 
 
-@pytest.fixture
-def run_jobs(run_jobs, settings):
-    """Closes the job engine's pooled connections before the shared fixture forgets it."""
-    from cop_mail import jobs
-
-    yield run_jobs
-    jobs._sessions(settings.database_url).kw["bind"].dispose()
-
 
 @pytest.fixture
 def make_api(client, db):

@@ -53,14 +53,6 @@ def settings(make_settings, redis_conn, engine, smtp_sink):
     return make_settings(smtp_port=smtp_sink.port)
 
 
-@pytest.fixture
-def run_jobs(run_jobs, settings):
-    """Closes the job engine's pooled connections before the shared fixture forgets it."""
-    from cop_mail import jobs as job_process
-
-    yield run_jobs
-    job_process._sessions(settings.database_url).kw["bind"].dispose()
-
 
 @pytest.fixture
 def everyone(db) -> MailingList:

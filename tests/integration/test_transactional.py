@@ -33,15 +33,6 @@ def settings(make_settings, redis_conn, engine, smtp_sink):
     return make_settings(smtp_port=smtp_sink.port)
 
 
-@pytest.fixture
-def run_jobs(run_jobs, settings):
-    """The shared fixture, plus closing the job engine's pooled connections before it is forgotten
-    (otherwise PostgreSQL connections are garbage-collected open in a later test)."""
-    from cop_mail import jobs
-
-    yield run_jobs
-    jobs._sessions(settings.database_url).kw["bind"].dispose()
-
 
 @pytest.fixture
 def practitioners(db) -> MailingList:

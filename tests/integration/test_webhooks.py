@@ -402,14 +402,6 @@ def test_erasing_a_member_deletes_the_deliveries_about_them(db):
 # --- workers ---------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def run_jobs(run_jobs, settings):
-    from cop_mail import jobs
-
-    yield run_jobs
-    jobs._sessions(settings.database_url).kw["bind"].dispose()
-
-
 def test_workers_deliver_and_a_redis_restart_loses_nothing(db, receiver, redis_conn, redis_server, run_jobs):
     webhook = hook(db, receiver.url)
     first = subscribed_event(db)

@@ -59,14 +59,6 @@ def answering_server():
     server.server_close()
 
 
-@pytest.fixture
-def run_jobs(run_jobs, settings):
-    """Closes the job engine's pooled connections before the shared fixture forgets it."""
-    from cop_mail import jobs
-
-    yield run_jobs
-    jobs._sessions(settings.database_url).kw["bind"].dispose()
-
 
 def test_roles(client, login, db):
     login("viewer")
