@@ -18,7 +18,7 @@ from cop_mail.accounts import audit
 from cop_mail.compose.newsletter import compile_newsletter
 from cop_mail.models import Admin
 from cop_mail.rendering import sample_recipient
-from cop_mail.sending.dkim_signer import DkimSigner
+from cop_mail.sending.dkim_signer import signer_for
 from cop_mail.sending.mime import MessageSkeleton, make_message_id
 from cop_mail.sending.pipeline import CampaignInfo, ascii_address
 from cop_mail.sending.smtp import Outcome, SmtpConfig, SmtpMessenger
@@ -63,10 +63,7 @@ def build_test_message(settings: Settings, info: CampaignInfo, admin: Admin) -> 
         message_id=message_id,
         unsubscribe_url=recipient["unsubscribe_url"],
     )
-    if settings.dkim_private_key and settings.dkim_selector:
-        signer = DkimSigner(
-            settings.dkim_selector, settings.dkim_domain or settings.mail_domain, settings.dkim_private_key
-        )
+    if signer := signer_for(settings):
         raw = signer.sign(raw)
     return raw, from_addr, subject, message_id
 

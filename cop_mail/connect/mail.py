@@ -58,7 +58,7 @@ from cop_mail.models import (
 from cop_mail.queues import HIGH, enqueue
 from cop_mail.rendering import RECIPIENT_FIELDS, compile_email
 from cop_mail.sending import budget, transactional
-from cop_mail.sending.dkim_signer import DkimSigner
+from cop_mail.sending.dkim_signer import signer_for
 from cop_mail.sending.mime import MessageSkeleton, bounce_address, make_message_id
 from cop_mail.sending.smtp import Outcome, Reply, SmtpConfig, SmtpMessenger
 from cop_mail.settings import Settings
@@ -340,9 +340,8 @@ def compose_intro_email(
         unsubscribe_url=recipient["unsubscribe_url"],
         headers=headers,
     )
-    if settings.dkim_private_key and settings.dkim_selector:
-        domain = settings.dkim_domain or settings.mail_domain
-        raw = DkimSigner(settings.dkim_selector, domain, settings.dkim_private_key).sign(raw)
+    if signer := signer_for(settings):
+        raw = signer.sign(raw)
     mail_from = bounce_address(settings.secret_key, settings.mail_domain, delivery.id, member.id)
     return IntroMessage(raw=raw, message_id=message_id, mail_from=mail_from, to=to)
 

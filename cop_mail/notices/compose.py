@@ -14,8 +14,9 @@ from sqlalchemy.orm import Session
 from cop_mail.audience.importer import load_report
 from cop_mail.models import Admin, BackgroundTask, Campaign, Delivery, DeliveryStatus, ImportFile
 from cop_mail.rendering import compile_email
-from cop_mail.sending.dkim_signer import DkimSigner
-from cop_mail.sending.mime import MessageSkeleton, make_message_id
+from cop_mail.sending.dkim_signer import signer_for
+from cop_mail.sending.mime import make_message_id
+from cop_mail.sending.transactional import automatic_skeleton
 from cop_mail.settings import Settings
 
 CAMPAIGN_FINISHED = "notice_campaign_finished"
@@ -80,11 +81,7 @@ def render(settings: Settings, kind: str, admin: Admin, context: dict[str, Any])
         "unsubscribe_url": account_url,
     }
     subject, html, text = compile_email(kind, context, settings).fill(recipient)
-    name, address = parseaddr(settings.mail_from)
-    skeleton = MessageSkeleton.build(
-        from_addr=address, from_name=name, feedback_id=f"notice:{settings.mail_domain}", auto_submitted="auto-generated"
-    )
-    raw = skeleton.render(
+    raw = automatic_skeleton(settings, f"notice:{settings.mail_domain}").render(
         to_addr=admin.email,
         to_name=admin.name,
         subject=subject,
@@ -92,8 +89,6 @@ def render(settings: Settings, kind: str, admin: Admin, context: dict[str, Any])
         text=text,
         message_id=make_message_id(settings.mail_domain),
     )
-    if settings.dkim_private_key and settings.dkim_selector:
-        domain = settings.dkim_domain or settings.mail_domain
-        raw = DkimSigner(settings.dkim_selector, domain, settings.dkim_private_key).sign(raw)
+    signer = signer_for(settings)
     # Bounces of a notice need no VERP token: they go to the plain return path.
-    return Notice(raw=raw, mail_from=address, to=admin.email)
+    return Notice(raw=signer.sign(raw) if signer else raw, mail_from=parseaddr(settings.mail_from)[1], to=admin.email)

@@ -19,9 +19,14 @@ import hashlib
 import re
 import time
 from collections.abc import Callable, Sequence
+from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+if TYPE_CHECKING:
+    from cop_mail.settings import Settings
 
 SIGNED_HEADERS = (
     "from",
@@ -99,6 +104,19 @@ def split_headers(message: bytes) -> tuple[list[tuple[bytes, bytes]], bytes]:
     return fields, body
 
 
+@lru_cache(maxsize=4)
+def _load_key(private_key_pem: bytes) -> object:
+    """Parsing a PEM key takes milliseconds: once per process, not per message or per signer."""
+    return serialization.load_pem_private_key(private_key_pem, password=None)
+
+
+def signer_for(settings: Settings) -> DkimSigner | None:
+    """The community's signer, or None when DKIM is not configured."""
+    if not settings.dkim_private_key or not settings.dkim_selector:
+        return None
+    return DkimSigner(settings.dkim_selector, settings.dkim_domain or settings.mail_domain, settings.dkim_private_key)
+
+
 class DkimSigner:
     """Signs messages for one domain and selector with an RSA private key (PEM)."""
 
@@ -110,7 +128,7 @@ class DkimSigner:
         headers: Sequence[str] = SIGNED_HEADERS,
         clock: Callable[[], float] = time.time,
     ):
-        key = serialization.load_pem_private_key(private_key_pem, password=None)
+        key = _load_key(private_key_pem)
         if not isinstance(key, rsa.RSAPrivateKey):
             raise ValueError("DKIM signing needs an RSA private key")
         if key.key_size < 1024:

@@ -38,7 +38,7 @@ from cop_mail.resources import links as resources_links
 from cop_mail.sending import budget, claims
 from cop_mail.sending.audience import stream_for
 from cop_mail.sending.campaigns import CampaignStateError, pause_for_failures
-from cop_mail.sending.dkim_signer import DkimSigner
+from cop_mail.sending.dkim_signer import signer_for
 from cop_mail.sending.mime import MessageSkeleton, format_address
 from cop_mail.sending.smtp import Outcome, Reply, SmtpConfig, SmtpMessenger, Stage
 from cop_mail.sending.throttle import Limits, Stopped, Throttle, ThrottleUnavailable, retry_delay
@@ -577,11 +577,7 @@ class CampaignComposer:
             bulk=bulk,
             auto_submitted="auto-generated" if bulk else None,
         )
-        self.signer = (
-            DkimSigner(settings.dkim_selector, settings.dkim_domain or self.domain, settings.dkim_private_key)
-            if settings.dkim_private_key and settings.dkim_selector
-            else None
-        )
+        self.signer = signer_for(settings)
         self.links = _link_makers(settings, campaign.id, self.stream, compiled.fields)
         # Mailbox providers send the mailto unsubscribe with this subject and body; the reply
         # commands read "unsubscribe <stream>" on the first line.

@@ -45,7 +45,7 @@ from cop_mail.models import (
 )
 from cop_mail.queues import HIGH, enqueue
 from cop_mail.rendering import RECIPIENT_FIELDS, compile_email
-from cop_mail.sending.dkim_signer import DkimSigner
+from cop_mail.sending.dkim_signer import signer_for
 from cop_mail.sending.mime import MessageSkeleton, make_message_id
 from cop_mail.sending.smtp import Outcome, Reply, SmtpConfig, SmtpMessenger
 from cop_mail.settings import Settings
@@ -300,7 +300,7 @@ def compose(session: Session, settings: Settings, campaign: Campaign, delivery: 
     subject, html, text = compile_email(kind, context, settings).fill(recipient)
     message_id = make_message_id(settings.mail_domain)
     to = ascii_address(member.email)
-    raw = _skeleton(settings).render(
+    raw = automatic_skeleton(settings, f"transactional:{settings.mail_domain}").render(
         to_addr=to,
         to_name=member.preferred_name or member.name,
         subject=subject,
@@ -308,7 +308,7 @@ def compose(session: Session, settings: Settings, campaign: Campaign, delivery: 
         text=text,
         message_id=message_id,
     )
-    signer = _signer(settings)
+    signer = signer_for(settings)
     return Outgoing(
         raw=signer.sign(raw) if signer else raw,
         message_id=message_id,
@@ -332,21 +332,13 @@ def ascii_address(address: str) -> str:
     return ascii_form
 
 
-def _skeleton(settings: Settings) -> MessageSkeleton:
+def automatic_skeleton(settings: Settings, feedback_id: str) -> MessageSkeleton:
+    """One message to one person, from the community's address."""
     name, address = parseaddr(settings.mail_from)
     # RFC 3834: automatic mail, so auto-responders stay quiet; not bulk, so no Precedence.
     return MessageSkeleton.build(
-        from_addr=address,
-        from_name=name,
-        feedback_id=f"transactional:{settings.mail_domain}",
-        auto_submitted="auto-generated",
+        from_addr=address, from_name=name, feedback_id=feedback_id, auto_submitted="auto-generated"
     )
-
-
-def _signer(settings: Settings) -> DkimSigner | None:
-    if not settings.dkim_private_key or not settings.dkim_selector:
-        return None
-    return DkimSigner(settings.dkim_selector, settings.dkim_domain or settings.mail_domain, settings.dkim_private_key)
 
 
 # --- the kinds this package sends --------------------------------------------------------
