@@ -48,6 +48,21 @@ def current_admin() -> Admin | None:
     return g.admin
 
 
+def current_admin_may(role: Role) -> bool:
+    """Whether the signed-in account's role reaches `role` (to show or hide what it may change)."""
+    admin = current_admin()
+    return admin is not None and Role(admin.role).allows(role)
+
+
+def start_session(admin: Admin) -> None:
+    """Sign `admin` in on this browser; the password mark ends sessions older than a password change."""
+    session.clear()
+    session.permanent = True
+    session["admin_id"] = admin.id
+    session["pw"] = admin.password_hash[-16:]
+    g.admin = admin
+
+
 def client_ip() -> str:
     return request.remote_addr or "unknown"
 
@@ -81,10 +96,7 @@ def login() -> Any:
         flash("That email and password do not match an account.", "error")
         return render_template("login.html", next=request.form.get("next", ""), email=email), 401
     ratelimit.reset(redis(), f"login-email:{email}", LOGIN_WINDOW_SECONDS)
-    session.clear()
-    session.permanent = True
-    session["admin_id"] = admin.id
-    session["pw"] = admin.password_hash[-16:]
+    start_session(admin)
     accounts.audit(db(), admin, "login", ip=client_ip())
     db().commit()
     return redirect(safe_next(request.form.get("next")))

@@ -14,13 +14,20 @@ def post_form(client, action, **fields):
     return client.post(action, data={"csrf_token": token, **fields}, follow_redirects=True)
 
 
-def test_every_role_can_change_its_own_password(client, login, db):
+def test_every_role_can_change_its_own_password(client, login, db, app):
     admin = login("viewer")
+    elsewhere = app.test_client()  # the same account, logged in on another browser
+    token = csrf_token_from(elsewhere.get("/login").get_data(as_text=True))
+    elsewhere.post("/login", data={"email": admin.email, "password": "correct horse battery", "csrf_token": token})
+    assert elsewhere.get("/admin/account").status_code == 200
     page = post_form(
         client, "/admin/account/password",
         current_password="correct horse battery", new_password="a much longer one", repeat_password="a much longer one",
     ).get_data(as_text=True)  # fmt: skip
     assert "Your password is changed." in page
+    # This browser stays signed in; the other session ends with the old password.
+    assert client.get("/admin/account").status_code == 200
+    assert elsewhere.get("/admin/account").status_code == 302
     db.expire_all()
     assert accounts.authenticate(db, admin.email, "a much longer one") is not None
     assert accounts.authenticate(db, admin.email, "correct horse battery") is None

@@ -9,7 +9,7 @@ from flask import flash, redirect, render_template, request, url_for
 from cop_mail import accounts
 from cop_mail.models import Role
 from cop_mail.web.admin import bp
-from cop_mail.web.auth import client_ip, current_admin, role_required
+from cop_mail.web.auth import client_ip, current_admin, role_required, start_session
 from cop_mail.web.extensions import db
 
 
@@ -37,7 +37,8 @@ def account_password() -> Any:
         return redirect(url_for("admin.account"))
     accounts.audit(db(), admin, "admin.password_changed", admin.email, client_ip())
     db().commit()
-    flash("Your password is changed.", "success")
+    start_session(admin)  # this browser stays signed in; every other session of the account ends
+    flash("Your password is changed. Any other place you were logged in has been logged out.", "success")
     return redirect(url_for("admin.account"))
 
 

@@ -17,7 +17,7 @@ from cop_mail.community import CommunityPrefs, OverBudget
 from cop_mail.models import Role, Stream
 from cop_mail.sending import budget
 from cop_mail.web.admin import bp
-from cop_mail.web.auth import client_ip, current_admin, role_required
+from cop_mail.web.auth import client_ip, current_admin, current_admin_may, role_required
 from cop_mail.web.extensions import db, settings
 
 MAX_EMAILS = 100
@@ -111,7 +111,7 @@ def _page(
         streams=BUDGET_STREAMS,
         max_emails=MAX_EMAILS,
         window_days=WINDOW_DAYS,
-        can_change=Role(current_admin().role).allows(Role.OWNER),  # type: ignore[union-attr]
+        can_change=current_admin_may(Role.OWNER),
         environment=_environment(),
     ), status
 

@@ -17,7 +17,7 @@ from cop_mail.audience.jobs import import_members_job
 from cop_mail.models import BackgroundTask, MailingList, Role, TaskStatus
 from cop_mail.queues import LOW, enqueue
 from cop_mail.web.admin import bp
-from cop_mail.web.auth import client_ip, current_admin, role_required
+from cop_mail.web.auth import client_ip, current_admin, current_admin_may, role_required
 from cop_mail.web.extensions import db, redis
 
 IMPORT_TIMEOUT = 1800
@@ -28,11 +28,6 @@ REPORT_ROWS_SHOWN = 100
 def _actor() -> str:
     admin = current_admin()
     return admin.email if admin else "unknown"
-
-
-def _can_edit() -> bool:
-    admin = current_admin()
-    return admin is not None and Role(admin.role).allows(Role.COORDINATOR)
 
 
 def _task_or_404(task_id: int) -> BackgroundTask:
@@ -52,7 +47,10 @@ def imports() -> Any:
         .limit(30)
     )
     return render_template(
-        "admin/imports.html", tasks=list(tasks), can_edit=_can_edit(), limit_mb=MAX_IMPORT_BYTES // 1_048_576
+        "admin/imports.html",
+        tasks=list(tasks),
+        can_edit=current_admin_may(Role.COORDINATOR),
+        limit_mb=MAX_IMPORT_BYTES // 1_048_576,
     )
 
 
@@ -100,7 +98,7 @@ def import_map(file_id: int) -> Any:
         fields=importer.FIELD_LABELS,
         lists=taxonomy.term_names(db(), MailingList),  # type: ignore[type-var]
         delimiter_name=DELIMITER_NAMES.get(upload.delimiter, upload.delimiter),
-        can_edit=_can_edit(),
+        can_edit=current_admin_may(Role.COORDINATOR),
     )
 
 
@@ -195,7 +193,7 @@ def import_task(task_id: int) -> Any:
         finished=finished,
         problems=_problem_rows(task) if task.status == TaskStatus.DONE else [],
         list_names=taxonomy.term_names(db(), MailingList),  # type: ignore[type-var]
-        can_edit=_can_edit(),
+        can_edit=current_admin_may(Role.COORDINATOR),
     )
 
 

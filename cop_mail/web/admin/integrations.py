@@ -16,7 +16,7 @@ from cop_mail.integrations import tokens, webhooks
 from cop_mail.integrations.events import EVENT_LABELS
 from cop_mail.models import Role, WebhookDeliveryStatus
 from cop_mail.web.admin import bp
-from cop_mail.web.auth import client_ip, current_admin, role_required
+from cop_mail.web.auth import client_ip, current_admin, current_admin_may, role_required
 from cop_mail.web.extensions import db, redis
 
 LOG_PAGE_SIZE = 50
@@ -39,7 +39,7 @@ def _overview(status: int = 200, keep_form: bool = False, **extra: Any) -> Any:
         scopes=tokens.SCOPES,
         webhooks=webhooks.list_webhooks(db()),
         events=EVENT_LABELS,
-        can_change=Role(current_admin().role).allows(Role.OWNER),  # type: ignore[union-attr]
+        can_change=current_admin_may(Role.OWNER),
         form=request.form if keep_form else {},
         **extra,
     ), status
@@ -129,7 +129,7 @@ def _webhook_page(webhook: Any, status: int = 200, **extra: Any) -> Any:
         statuses=list(WebhookDeliveryStatus),
         page=page,
         pages=max(1, -(-total // LOG_PAGE_SIZE)),
-        can_change=Role(current_admin().role).allows(Role.OWNER),  # type: ignore[union-attr]
+        can_change=current_admin_may(Role.OWNER),
         **extra,
     ), status
 

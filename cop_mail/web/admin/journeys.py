@@ -17,7 +17,7 @@ from cop_mail.journeys import definitions, progress, welcome
 from cop_mail.journeys.definitions import JourneyError, JourneyInput, StepInput
 from cop_mail.models import EnrolmentStatus, Journey, MailingList, Role, StepKind, Value
 from cop_mail.web.admin import bp
-from cop_mail.web.auth import client_ip, current_admin, role_required
+from cop_mail.web.auth import client_ip, current_admin, current_admin_may, role_required
 from cop_mail.web.extensions import db
 
 STATUS_LABELS = {
@@ -26,10 +26,6 @@ STATUS_LABELS = {
     EnrolmentStatus.STOPPED: "Left early",
 }
 
-
-def _can_edit() -> bool:
-    admin = current_admin()
-    return admin is not None and Role(admin.role).allows(Role.COORDINATOR)
 
 
 def _audit(action: str, journey_id: int, **detail: Any) -> None:
@@ -45,7 +41,7 @@ def _choices() -> dict[str, Any]:
         "lists": session.scalars(select(MailingList).order_by(MailingList.name)).all(),
         "values": session.scalars(select(Value).order_by(Value.position, Value.name)).all(),
         "status_labels": STATUS_LABELS,
-        "can_edit": _can_edit(),
+        "can_edit": current_admin_may(Role.COORDINATOR),
     }
 
 

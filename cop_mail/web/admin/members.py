@@ -16,7 +16,7 @@ from cop_mail.audience.segments import SegmentNotFound
 from cop_mail.journeys import progress
 from cop_mail.models import MailingList, MemberStatus, Practice, Role, Segment, Value
 from cop_mail.web.admin import bp
-from cop_mail.web.auth import client_ip, current_admin, role_required
+from cop_mail.web.auth import client_ip, current_admin, current_admin_may, role_required
 from cop_mail.web.extensions import db
 
 
@@ -66,7 +66,7 @@ def members() -> Any:
         args=args,
         sort_labels=directory.SORT_LABELS,
         counts=directory.status_counts(db()),
-        can_edit=Role(current_admin().role).allows(Role.COORDINATOR),  # type: ignore[union-attr]
+        can_edit=current_admin_may(Role.COORDINATOR),
         **_choices(),
     )
 
@@ -139,8 +139,8 @@ def member_detail(member_id: int) -> Any:
         memberships=directory.memberships(db(), member.id),
         all_values=taxonomy.term_names(db(), Value),
         all_practices=taxonomy.term_names(db(), Practice),
-        can_edit=Role(current_admin().role).allows(Role.COORDINATOR),  # type: ignore[union-attr]
-        is_owner=Role(current_admin().role).allows(Role.OWNER),  # type: ignore[union-attr]
+        can_edit=current_admin_may(Role.COORDINATOR),
+        is_owner=current_admin_may(Role.OWNER),
     )
 
 

@@ -21,7 +21,7 @@ from cop_mail.audience import segments as segment_rules
 from cop_mail.models import MailingList, MemberStatus, Practice, Role, Segment, Tag, Value
 from cop_mail.web.admin import bp
 from cop_mail.web.admin.members import csv_response
-from cop_mail.web.auth import client_ip, current_admin, role_required
+from cop_mail.web.auth import client_ip, current_admin, current_admin_may, role_required
 from cop_mail.web.extensions import db
 
 SAMPLE_SIZE = 10
@@ -159,10 +159,6 @@ def _preview(rules: Any) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _can_edit() -> bool:
-    admin = current_admin()
-    return admin is not None and Role(admin.role).allows(Role.COORDINATOR)
-
 
 def _builder(rules: Any, segment: Segment | None, form: Mapping[str, str], status: int = 200) -> Any:
     rules = tree_from_form(form_from_tree(rules))  # one shape for the template, whatever the source
@@ -177,7 +173,7 @@ def _builder(rules: Any, segment: Segment | None, form: Mapping[str, str], statu
             fields=segment_rules.FIELDS,
             names=_names(),
             rules_json=json.dumps(rules, indent=2, ensure_ascii=False),
-            can_edit=_can_edit(),
+            can_edit=current_admin_may(Role.COORDINATOR),
         ),
         status,
     )
@@ -202,7 +198,7 @@ def segments() -> Any:
         except segment_rules.RuleError:
             count = None
         rows.append((segment, count, segment_rules.describe(segment.rules, names)))
-    return render_template("admin/segments.html", rows=rows, can_edit=_can_edit())
+    return render_template("admin/segments.html", rows=rows, can_edit=current_admin_may(Role.COORDINATOR))
 
 
 @bp.route("/segments/new")

@@ -11,13 +11,8 @@ from cop_mail import accounts
 from cop_mail.audience import taxonomy
 from cop_mail.models import MailingList, OptIn, Practice, Role, Tag, Value
 from cop_mail.web.admin import bp
-from cop_mail.web.auth import client_ip, current_admin, role_required
+from cop_mail.web.auth import client_ip, current_admin, current_admin_may, role_required
 from cop_mail.web.extensions import db
-
-
-def _can_edit() -> bool:
-    admin = current_admin()
-    return admin is not None and Role(admin.role).allows(Role.COORDINATOR)
 
 
 def _term_or_404(model: type[Any], term_id: int) -> Any:
@@ -46,7 +41,9 @@ def _save(action: str, target: str, save: Callable[[], Any], back: str, **detail
 @bp.route("/values")
 @role_required(Role.VIEWER)
 def values() -> Any:
-    return render_template("admin/values.html", values=taxonomy.list_terms(db(), Value), can_edit=_can_edit())
+    return render_template(
+        "admin/values.html", values=taxonomy.list_terms(db(), Value), can_edit=current_admin_may(Role.COORDINATOR)
+    )
 
 
 @bp.route("/values", methods=["POST"])
@@ -68,7 +65,9 @@ def value_create() -> Any:
 @bp.route("/values/<int:value_id>")
 @role_required(Role.VIEWER)
 def value_edit(value_id: int) -> Any:
-    return render_template("admin/values_edit.html", value=_term_or_404(Value, value_id), can_edit=_can_edit())
+    return render_template(
+        "admin/values_edit.html", value=_term_or_404(Value, value_id), can_edit=current_admin_may(Role.COORDINATOR)
+    )
 
 
 @bp.route("/values/<int:value_id>", methods=["POST"])
@@ -111,7 +110,7 @@ def practices() -> Any:
         "admin/practices.html",
         practices=taxonomy.list_terms(db(), Practice),
         tags=taxonomy.list_terms(db(), Tag),
-        can_edit=_can_edit(),
+        can_edit=current_admin_may(Role.COORDINATOR),
     )
 
 
@@ -135,7 +134,7 @@ def practice_create() -> Any:
 @role_required(Role.VIEWER)
 def practice_edit(practice_id: int) -> Any:
     practice = _term_or_404(Practice, practice_id)
-    return render_template("admin/practices_edit.html", practice=practice, can_edit=_can_edit())
+    return render_template("admin/practices_edit.html", practice=practice, can_edit=current_admin_may(Role.COORDINATOR))
 
 
 @bp.route("/practices/<int:practice_id>", methods=["POST"])
@@ -235,7 +234,9 @@ def _list_fields() -> dict[str, Any]:
 @bp.route("/lists")
 @role_required(Role.VIEWER)
 def lists() -> Any:
-    return render_template("admin/lists.html", lists=taxonomy.list_lists(db()), can_edit=_can_edit(), opt_ins=OptIn)
+    return render_template(
+        "admin/lists.html", lists=taxonomy.list_lists(db()), can_edit=current_admin_may(Role.COORDINATOR), opt_ins=OptIn
+    )
 
 
 @bp.route("/lists", methods=["POST"])
@@ -256,7 +257,9 @@ def list_create() -> Any:
 @bp.route("/lists/<int:list_id>")
 @role_required(Role.VIEWER)
 def list_edit(list_id: int) -> Any:
-    return render_template("admin/lists_edit.html", item=_list_or_404(list_id), can_edit=_can_edit(), opt_ins=OptIn)
+    return render_template(
+        "admin/lists_edit.html", item=_list_or_404(list_id), can_edit=current_admin_may(Role.COORDINATOR), opt_ins=OptIn
+    )
 
 
 @bp.route("/lists/<int:list_id>", methods=["POST"])
