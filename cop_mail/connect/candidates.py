@@ -13,7 +13,7 @@ from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Select, Table, and_, not_, select
+from sqlalchemy import Select, Table, and_, not_, or_, select
 from sqlalchemy.orm import Session
 
 from cop_mail.audience.segments import audience_query
@@ -124,13 +124,20 @@ def _offset(name: str, hour: datetime) -> int | None:
     return None if offset is None else int(offset.total_seconds() // 60)
 
 
-def past_pairs(session: Session, *, exclude_round_id: int | None = None) -> set[frozenset[int]]:
-    """Every pair ever proposed or introduced (except this round's own open proposals), and every connection."""
+def past_pairs(
+    session: Session, *, exclude_round_id: int | None = None, member_id: int | None = None
+) -> set[frozenset[int]]:
+    """Every pair ever proposed or introduced (except this round's own open proposals), and every
+    connection; only those including `member_id` when it is given."""
     statement = select(Intro.member_a_id, Intro.member_b_id)
+    connections = select(Connection.member_a_id, Connection.member_b_id)
     if exclude_round_id is not None:
         statement = statement.where(
             not_(and_(Intro.round_id == exclude_round_id, Intro.status == IntroStatus.PROPOSED))
         )
+    if member_id is not None:
+        statement = statement.where(or_(Intro.member_a_id == member_id, Intro.member_b_id == member_id))
+        connections = connections.where(or_(Connection.member_a_id == member_id, Connection.member_b_id == member_id))
     pairs = {frozenset(row) for row in session.execute(statement)}
-    pairs.update(frozenset(row) for row in session.execute(select(Connection.member_a_id, Connection.member_b_id)))
+    pairs.update(frozenset(row) for row in session.execute(connections))
     return pairs

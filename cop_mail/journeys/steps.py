@@ -172,7 +172,7 @@ def find_partner(session: Session, member_id: int, now: datetime) -> int | None:
     if not found:
         return None
     me = found[0]
-    past = {pair for pair in candidates.past_pairs(session) if member_id in pair}
+    past = candidates.past_pairs(session, member_id=member_id)
     rules = RoundRules(now=now, max_pairs=1, past_pairs=past, seed=member_id)
     best: tuple[float, int] | None = None
     for other in candidates.load_candidates(session, _partner_sample(session, member_id, now), now):

@@ -110,6 +110,10 @@ def test_candidates_come_from_the_database_with_everything_matching_needs(db, co
     assert loaded[community["mid3"].id].tz_offset_minutes == 0  # "UTC" by default
     past = candidates.past_pairs(db)
     assert frozenset((community["hub"].id, community["mid1"].id)) in past
+    # One member's past pairs, read in SQL: exactly the community's pairs that include them.
+    for member_id in (community["hub"].id, community["mid1"].id, community["new1"].id):
+        assert candidates.past_pairs(db, member_id=member_id) == {pair for pair in past if member_id in pair}
+    assert candidates.past_pairs(db, member_id=community["hub"].id)
 
 
 def test_a_round_puts_the_periphery_first_and_never_pairs_people_who_already_know_each_other(db, community):
