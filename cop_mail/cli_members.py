@@ -44,7 +44,7 @@ def _apply_mapping_options(header: list[str], guessed: dict[int, str], mappings:
     for item in mappings:
         column, _, target = item.partition("=")
         lowered = [title.strip().lower() for title in header]
-        if column.strip().isdigit():
+        if column.strip().isdecimal():
             index = int(column) - 1
         elif column.strip().lower() in lowered:
             index = lowered.index(column.strip().lower())

@@ -103,7 +103,7 @@ def _first_line(text: str) -> str:
 
 
 def _amount(word: str) -> int:
-    return int(word) if word.isdigit() else _NUMBER_WORDS[word]
+    return int(word) if word.isdecimal() else _NUMBER_WORDS[word]
 
 
 def _pause(spoken: str, line: str, name: str) -> Command | None:

@@ -284,7 +284,7 @@ def verify_signature(
     candidates: list[str] = []
     for part in header.split(","):
         key, _, value = part.strip().partition("=")
-        if key == "t" and value.isdigit():
+        if key == "t" and value.isdecimal():
             stamp = int(value)
         elif key == "v1":
             candidates.append(value)

@@ -192,7 +192,7 @@ def values_with_counts(session: Session) -> list[tuple[PublicValue, int]]:
 def find_value(session: Session, key: str) -> PublicValue | None:
     """A value by its slug (the canonical address) or by its id."""
     values = all_values(session)
-    if key.isdigit():
+    if key.isdecimal():
         return next((value for value in values if value.id == int(key)), None)
     return next((value for value in values if value.slug == key.lower()), None)
 

@@ -185,7 +185,7 @@ def query(schema: dict[str, Any]) -> dict[str, Any]:
             problems[name] = "is given more than once"
         elif properties[name].get("type") == "integer":
             text = given[0].strip()
-            if not text.lstrip("-").isdigit() or len(text) > 12:
+            if not text.lstrip("-").isdecimal() or len(text) > 12:
                 problems[name] = "must be a whole number"
             else:
                 values[name] = int(text)

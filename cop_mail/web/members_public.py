@@ -280,7 +280,8 @@ def _apply_preferences_action(member: Member, action: str) -> str:
 def _wanted_preferences() -> preferences.Preferences:
     form = request.form
     cadence_raw = form.get("intro_cadence_weeks", "none")
-    cadence = int(cadence_raw) if cadence_raw.isdigit() else None
+    # Anything but "none" or a number is refused by the cadence check, never read as "none".
+    cadence = None if cadence_raw == "none" else int(cadence_raw) if cadence_raw.isdecimal() else -1
     return preferences.Preferences(
         streams={stream: form.get(f"stream_{stream}") == "on" for stream in links.UNSUBSCRIBABLE},
         intro_cadence_weeks=cadence,

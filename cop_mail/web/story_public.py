@@ -74,7 +74,7 @@ def _form_input() -> submissions.StoryInput:
         title=form.get("title", ""),
         body=form.get("body", ""),
         consent=form.get("consent", ""),
-        value_ids=[int(v) for v in form.getlist("value_ids") if v.isdigit()],
+        value_ids=[int(v) for v in form.getlist("value_ids") if v.isdecimal()],
         practice_id=practice or None,
         uploads=uploads,
         alt_texts=[form.get("alt_text", "")] * len(uploads),
@@ -263,8 +263,8 @@ def suggest_resource(token: str) -> Any:
         title=form.get("title", ""),
         description=form.get("description", ""),
         url=form.get("url", ""),
-        value_ids=[int(v) for v in form.getlist("value_ids") if v.isdigit()],
-        practice_ids=[int(p) for p in form.getlist("practice_ids") if p.isdigit()],
+        value_ids=[int(v) for v in form.getlist("value_ids") if v.isdecimal()],
+        practice_ids=[int(p) for p in form.getlist("practice_ids") if p.isdecimal()],
     )
     try:
         library.suggest_resource(db(), member_id, data)

@@ -297,6 +297,7 @@ def test_list_members_filters_and_walks_cursor_pages(api, db):
         seen += [row["id"] for row in page["data"]]
         url = f"/api/members?limit=3&status=active&cursor={page['next_cursor']}" if page["next_cursor"] else ""
     assert len(seen) == len(set(seen)) == 8
+    assert error_of(api.get("/api/members?limit=\u00b2"), 422)["fields"] == {"limit": "must be a whole number"}
 
     assert [row["id"] for row in api.get(f"/api/members?list_id={everyone.id}").get_json()["data"]] == [ana["id"]]
     found = api.get("/api/members?search=quiet").get_json()

@@ -223,7 +223,7 @@ def test_signatures_verify_and_refuse_tampering_and_old_timestamps():
     # A rotated secret: the receiver may list several v1 values; one matching is enough.
     other = webhooks.signature("whsec_old", 1_000_000, body)
     assert webhooks.verify_signature("whsec_x", f"{header},v1={other}", body, now=1_000_000)
-    for broken in ("", None, "v1=abc", "t=abc,v1=def", "t=1000000", "nonsense"):
+    for broken in ("", None, "v1=abc", "t=abc,v1=def", "t=1000000", "nonsense", "t=\u00b2,v1=def"):
         assert not webhooks.verify_signature("whsec_x", broken, body, now=1_000_000)
 
 

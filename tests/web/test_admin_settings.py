@@ -101,6 +101,7 @@ def test_a_post_without_the_csrf_token_is_refused(client, login, db):
         ("budget_max_emails", "-1", "whole number from 0 to 100"),
         ("budget_max_emails", "two", "whole number from 0 to 100"),
         ("budget_max_emails", "101", "whole number from 0 to 100"),
+        ("budget_max_emails", "\u00b2", "whole number from 0 to 100"),  # a digit to str.isdigit, not to int()
         ("budget_window_days", "0", "from 1 to 31"),
         ("budget_window_days", "32", "from 1 to 31"),
         ("budget_window_days", "", "from 1 to 31"),

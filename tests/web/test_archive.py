@@ -103,6 +103,7 @@ def test_a_value_page_lists_its_public_stories_and_takes_ids(client, db: Session
     response = client.get(f"/archive/values/{care.id}")
     assert response.status_code == 301 and response.headers["Location"].endswith("/archive/values/care")
     page(client, "/archive/values/no-such-value", 404)
+    page(client, "/archive/values/\u00b2", 404)  # a digit to str.isdigit, but no id
 
 
 def test_a_sent_roundup_shows_only_its_public_stories(client, db: Session, settings: Settings) -> None:

@@ -99,8 +99,8 @@ def _create_from_form(form: Any) -> int | None:
                 "body": form.get("body", ""),
                 "button": None,
             },
-            list_ids=[int(i) for i in form.getlist("list_ids") if i.isdigit()],
-            segment_ids=[int(i) for i in form.getlist("segment_ids") if i.isdigit()],
+            list_ids=[int(i) for i in form.getlist("list_ids") if i.isdecimal()],
+            segment_ids=[int(i) for i in form.getlist("segment_ids") if i.isdecimal()],
             actor=_actor(),
             resend_uncertain=form.get("resend_uncertain") == "on",
         )

@@ -85,10 +85,12 @@ def read_form(form: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
 
 
 def _whole_number(text: str, low: int, high: int) -> int | None:
-    text = text.strip()
-    if not text.isdigit() or not low <= int(text) <= high:
+    # int(), not str.isdigit(): "²" is a digit to isdigit but no number to int.
+    try:
+        number = int(text.strip())
+    except ValueError:
         return None
-    return int(text)
+    return number if low <= number <= high else None
 
 
 def _budget_changed(before: CommunityPrefs, after: CommunityPrefs) -> bool:

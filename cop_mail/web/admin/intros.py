@@ -44,7 +44,7 @@ def _actor() -> str:
 def find_member_ref(session: Session, text: str) -> Member | None:
     """A member named by id ("12" or "#12") or by email address."""
     text = (text or "").strip()
-    if text.lstrip("#").isdigit():
+    if text.lstrip("#").isdecimal():
         return session.get(Member, int(text.lstrip("#")))
     return find_member_by_email(session, text) if "@" in text else None
 

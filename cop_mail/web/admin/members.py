@@ -159,8 +159,8 @@ def member_update(member_id: int) -> Any:
     directory.set_terms(
         db(),
         member,
-        [int(v) for v in request.form.getlist("value_ids") if v.isdigit()],
-        [int(v) for v in request.form.getlist("practice_ids") if v.isdigit()],
+        [int(v) for v in request.form.getlist("value_ids") if v.isdecimal()],
+        [int(v) for v in request.form.getlist("practice_ids") if v.isdecimal()],
         request.form.get("tags", "").replace(";", ",").split(","),
     )
     # The audit names the member by id only: the log must not hold personal data.

@@ -96,7 +96,7 @@ def newsletters() -> Any:
 
 
 def _ids(form: Any, name: str) -> list[int]:
-    return [int(v) for v in form.getlist(name) if v.strip().isdigit()][:100]
+    return [int(v) for v in form.getlist(name) if v.strip().isdecimal()][:100]
 
 
 def _form_input(form: Any) -> composer.NewsletterInput:
@@ -104,7 +104,7 @@ def _form_input(form: Any) -> composer.NewsletterInput:
     theme = form.get("theme_value_id", "").strip()
     return composer.NewsletterInput(
         title=form.get("title", ""),
-        theme_value_id=int(theme) if theme.isdigit() else None,
+        theme_value_id=int(theme) if theme.isdecimal() else None,
         essay=form.get("essay", ""),
         essay_author=form.get("essay_author", ""),
         subject=form.get("subject", ""),
@@ -336,7 +336,7 @@ def newsletter_preview() -> Any:
 def newsletter_search() -> Any:
     kind = request.args.get("kind", "stories")
     query = request.args.get("q", "")[:200]
-    include = [int(i) for i in request.args.getlist("include") if i.isdigit()][:100]
+    include = [int(i) for i in request.args.getlist("include") if i.isdecimal()][:100]
     if kind == "stories":
         results = composer.story_choices(db(), query, value_id=request.args.get("value", type=int), include=include)
     elif kind == "resources":

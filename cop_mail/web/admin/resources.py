@@ -42,7 +42,7 @@ def _choices() -> dict[str, Any]:
 
 
 def _ids(name: str) -> list[int]:
-    return [int(v) for v in request.form.getlist(name) if v.isdigit()]
+    return [int(v) for v in request.form.getlist(name) if v.isdecimal()]
 
 
 def _form_input() -> library.ResourceInput:

@@ -117,7 +117,7 @@ def _locate(tree: dict[str, Any], path: str) -> tuple[dict[str, Any] | None, dic
         return None, None, None
     node, parent, index = tree, None, None
     for part in parts[1:]:
-        if not part.isdigit() or "rules" not in node or int(part) >= len(node["rules"]):
+        if not part.isdecimal() or "rules" not in node or int(part) >= len(node["rules"]):
             return None, None, None
         parent, index, node = node, int(part), node["rules"][int(part)]
     return node, parent, index

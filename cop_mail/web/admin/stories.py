@@ -205,7 +205,7 @@ def story_edit(story_id: int) -> Any:
 @bp.route("/stories/<int:story_id>/tags", methods=["POST"])
 @role_required(Role.COORDINATOR)
 def story_tags(story_id: int) -> Any:
-    value_ids = [int(v) for v in request.form.getlist("value_ids") if v.isdigit()]
+    value_ids = [int(v) for v in request.form.getlist("value_ids") if v.isdecimal()]
     practice_id = request.form.get("practice_id", type=int) or None
     return _moderate(
         story_id,
@@ -287,7 +287,7 @@ def roundups_page() -> Any:
 
 
 def _ids(name: str) -> list[int]:
-    return [int(v) for v in request.form.getlist(name) if v.isdigit()]
+    return [int(v) for v in request.form.getlist(name) if v.isdecimal()]
 
 
 @bp.route("/roundups", methods=["POST"])
