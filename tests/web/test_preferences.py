@@ -158,7 +158,8 @@ def test_an_odd_cadence_is_refused_in_plain_words(client, db, settings, member):
     assert "every 2, 4 or 8 weeks" in client.get(path).get_data(as_text=True)
     assert fresh(db, member.id).intro_cadence_weeks == 4
     # "²" is a digit to str.isdigit but no number to int(): still a plain answer, never a server error.
-    odd = client.post(path, data={"csrf_token": csrf_token_from(page), "action": "save", "intro_cadence_weeks": "\u00b2"})
+    form = {"csrf_token": csrf_token_from(page), "action": "save", "intro_cadence_weeks": "\u00b2"}
+    odd = client.post(path, data=form)
     assert odd.status_code < 500 and fresh(db, member.id).intro_cadence_weeks == 4
 
 
